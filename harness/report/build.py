@@ -1,0 +1,38 @@
+"""build_report: load once, run every section over the merged frame, write the documents, swap them in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import pandas as pd
+
+from harness.report.load import load_frame
+from harness.report.plots import plots_section
+from harness.report.render import Block, staged_folder, write_documents
+from harness.report.tables import devices_section, lab_tables_section, provenance_section, storage_section
+
+Section = Callable[[pd.DataFrame, Path], list[Block]]
+
+# Report order. A new section (structured pruning, sensitivity, quantization, Pareto) is a function added here.
+SECTIONS: list[Section] = [
+    provenance_section,
+    devices_section,
+    lab_tables_section,
+    storage_section,
+    plots_section,
+]
+
+
+def build_report(result_paths: Sequence[Path], bundle_dir: Path, out_dir: Path) -> Path:
+    """Merge device results with the bundle's host numbers into out_dir (report.md, report.html, CSV, PNG).
+
+    Raises ReportError for an unusable result, manifest or output folder; out_dir is replaced only when the whole
+    report has been written.
+    """
+    frame = load_frame(result_paths, bundle_dir)
+    out_dir = Path(out_dir)
+    with staged_folder(out_dir) as staging:
+        blocks = [block for section in SECTIONS for block in section(frame, staging)]
+        write_documents(blocks, staging)
+    return out_dir / "report.md"

@@ -1,0 +1,243 @@
+"""Read a bundle's manifest and device results, check they belong together, and merge them into one DataFrame.
+
+The merged frame has one row per (device result, model file): the manifest's model fields (host numbers from torch),
+the file's fields, the device facts and bench settings of the result (`device.*`, `settings.*`), and what the runner
+measured for that file. Every derived number the report shows (percentages, seconds, MB, the accuracy flag) is
+defined once here, in `add_derived_columns`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from harness.report.errors import ReportError
+
+MANIFEST_SCHEMA = "edgeprune.manifest/1"
+RESULT_SCHEMA = "edgeprune.result/1"
+
+# A device accuracy further than this from the host's (in percentage points) is flagged in the report.
+ACCURACY_FLAG_PP = 0.1
+BYTES_PER_MB = 1e6
+
+TEXT_COLUMNS = ["device", "result_path", "name", "task", "experiment", "method", "file", "format", "status", "error"]
+NUMBER_COLUMNS = [
+    "result_index", "order", "iteration", "seed", "sparsity", "params", "nonzero_params", "host_accuracy",
+    "device_accuracy", "disk_bytes", "file_bytes", "latency_ms.p50", "latency_ms.mean", "latency_ms.std",
+    "session_ms", "first_ms", "settings.threads", "settings.batch_size",
+]
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in `path`, or a ReportError naming the file and what is wrong with it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise ReportError(f"{path} is a folder, not a {what} JSON file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ReportError(f"cannot read {path}: {reason}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path} is not JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ReportError(f"{path} is not an edgeprune {what} (the file holds no JSON object)")
+    return data
+
+
+def check_schema(data: Mapping[str, Any], path: Path, expected: str, what: str) -> None:
+    schema = data.get("schema")
+    if schema is None:
+        raise ReportError(f"{path} is not an edgeprune {what} (it has no schema); expected {expected}")
+    if schema != expected:
+        raise ReportError(
+            f"{path} was written by a different edgeprune version (schema {schema}); expected {expected}"
+        )
+
+
+def read_manifest(bundle_dir: Path) -> dict[str, Any]:
+    bundle_dir = Path(bundle_dir)
+    if not bundle_dir.is_dir():
+        raise ReportError(f"{bundle_dir} is not a bundle folder; run `make export` or pass the bundle with --bundle")
+    path = bundle_dir / "manifest.json"
+    if not path.exists():
+        raise ReportError(f"{bundle_dir} has no manifest.json; run `make export` or pass the bundle with --bundle")
+    manifest = read_json_object(path, "manifest")
+    check_schema(manifest, path, MANIFEST_SCHEMA, "manifest")
+    if not manifest.get("bundle_id"):
+        raise ReportError(f"{path} has no bundle_id; export the bundle again")
+    models = manifest.get("models")
+    if not isinstance(models, list) or not models:
+        raise ReportError(f"{path} lists no models; export the bundle again")
+    return manifest
+
+
+def read_result(path: Path, manifest: Mapping[str, Any], bundle_dir: Path) -> dict[str, Any]:
+    result = read_json_object(path, "result")
+    check_schema(result, path, RESULT_SCHEMA, "result")
+    if result.get("bundle") != manifest["bundle_id"]:
+        raise ReportError(
+            f"{path} measures another bundle ({_short_id(result.get('bundle'))}), "
+            f"not {bundle_dir} ({_short_id(manifest['bundle_id'])})"
+        )
+    if not isinstance(result.get("models"), list):
+        raise ReportError(f"{path} has no models list, so it is not a complete edgeprune result")
+    return result
+
+
+def _short_id(bundle_id: Any) -> str:
+    return str(bundle_id)[:12] if bundle_id else "no bundle id"
+
+
+def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts become dotted keys ("latency_ms.p50"); lists stay values.
+
+    Written by hand because pd.json_normalize builds a frame per record and drops empty dicts inconsistently.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def device_labels(results: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -> list[str]:
+    """One distinct label per result: the device label plus threads and batch, so runs with other settings on the
+    same machine stay separate devices; exact repeats get "#2", "#3"."""
+    labels = []
+    for result, path in zip(results, paths):
+        device = result.get("device") or {}
+        settings = result.get("settings") or {}
+        base = device.get("label") or device.get("hostname") or Path(path).stem
+        threads = settings.get("threads")
+        threads_text = "auto" if threads == 0 else ("?" if threads is None else str(threads))
+        batch = settings.get("batch_size", settings.get("batch_sizes"))
+        batch_text = "?" if batch is None else (",".join(map(str, batch)) if isinstance(batch, list) else str(batch))
+        labels.append(f"{base} (threads {threads_text}, batch {batch_text})")
+    totals = Counter(labels)
+    seen: Counter[str] = Counter()
+    distinct = []
+    for label in labels:
+        seen[label] += 1
+        distinct.append(label if totals[label] == 1 or seen[label] == 1 else f"{label} #{seen[label]}")
+    return distinct
+
+
+def _manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for model_index, model in enumerate(manifest["models"]):
+        fields = flatten({key: value for key, value in model.items() if key != "files"})
+        fields["host_accuracy"] = fields.pop("accuracy", None)
+        for file_index, file in enumerate(model.get("files") or []):
+            rows.append({
+                **fields,
+                "file": file.get("path"), "format": file.get("format"),
+                "file_bytes": file.get("bytes"), "file_sha256": file.get("sha256"),
+                "in_manifest": True, "order": model_index * 1000 + file_index,
+            })
+    return rows
+
+
+def _measured_fields(entry: Mapping[str, Any], taken: set[str]) -> dict[str, Any]:
+    measured = flatten({k: v for k, v in entry.items() if k not in ("name", "file", "format", "accuracy")})
+    measured["device_accuracy"] = entry.get("accuracy")
+    # A runner key that clashes with a manifest key keeps both numbers apart instead of overwriting.
+    return {(f"measured.{key}" if key in taken else key): value for key, value in measured.items()}
+
+
+def _result_rows(result: Mapping[str, Any], path: Path, index: int, label: str,
+                 manifest_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    device_fields = flatten({"device": result.get("device") or {}, "settings": result.get("settings") or {}})
+    device_fields.update({
+        "device": label, "result_path": str(path), "result_index": index,
+        "runner_version": result.get("runner_version"), "result_created": result.get("created"),
+    })
+    entries = [entry for entry in result["models"] if isinstance(entry, Mapping)]
+    by_file = {entry.get("file"): entry for entry in entries if entry.get("file")}
+    by_name_format = {(entry.get("name"), entry.get("format")): entry for entry in entries}
+    used: set[int] = set()
+    rows = []
+    for manifest_row in manifest_rows:
+        entry = by_file.get(manifest_row["file"]) or by_name_format.get((manifest_row.get("name"),
+                                                                         manifest_row["format"]))
+        row = {**manifest_row, **device_fields}
+        if entry is None:
+            row.update(status="missing", error=f"not measured: {Path(path).name} has no entry for this file")
+        else:
+            used.add(id(entry))
+            row.update(_measured_fields(entry, set(row)))
+        rows.append(row)
+    for extra_index, entry in enumerate(e for e in entries if id(e) not in used):
+        row = {"name": entry.get("name"), "file": entry.get("file"), "format": entry.get("format"),
+               "in_manifest": False, "order": 10**9 + extra_index, **device_fields}
+        row.update(_measured_fields(entry, set(row)))
+        rows.append(row)
+    return rows
+
+
+def add_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The one definition of each number the report shows."""
+    frame["sparsity_pct"] = frame["sparsity"] * 100
+    frame["host_accuracy_pct"] = frame["host_accuracy"] * 100
+    frame["device_accuracy_pct"] = frame["device_accuracy"] * 100
+    frame["accuracy_delta_pp"] = frame["device_accuracy_pct"] - frame["host_accuracy_pct"]
+    # Rounding keeps a difference of exactly 0.1 points (0.1000000001 in floating point) unflagged.
+    frame["accuracy_mismatch"] = frame["accuracy_delta_pp"].abs().round(9).gt(ACCURACY_FLAG_PP)
+    frame["latency_p50_ms"] = frame["latency_ms.p50"]
+    frame["latency_p50_s"] = frame["latency_ms.p50"] / 1000
+    frame["disk_mb"] = frame["disk_bytes"] / BYTES_PER_MB
+    frame["file_mb"] = frame["file_bytes"] / BYTES_PER_MB
+    return frame
+
+
+def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
+    """One row per (device result, model file), with manifest fields, device facts and measurements.
+
+    frame.attrs holds what is not per row: "host" (the workstation's device facts), "bundle_dir", "bundle_id",
+    "manifest" (created, profile, edgeprune_version) and "results" ([{"path", "device"}] in the order given).
+    """
+    if not result_paths:
+        raise ReportError("no result files were given; pass one or more RESULT.json written by `runner bench`")
+    paths = [Path(p) for p in result_paths]
+    manifest = read_manifest(Path(bundle_dir))
+    results = [read_result(path, manifest, Path(bundle_dir)) for path in paths]
+    labels = device_labels(results, paths)
+    manifest_rows = _manifest_rows(manifest)
+    rows = [row for index, (result, path, label) in enumerate(zip(results, paths, labels))
+            for row in _result_rows(result, path, index, label, manifest_rows)]
+    frame = pd.DataFrame(rows)
+    for column in TEXT_COLUMNS + NUMBER_COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    for column in NUMBER_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    for column in ("task", "experiment", "method", "format", "status"):
+        frame[column] = frame[column].fillna("").astype(str)
+    frame["error"] = frame["error"].where(frame["error"].notna(), None)
+    frame["in_manifest"] = frame["in_manifest"].eq(True)
+    frame = add_derived_columns(frame)
+    frame = frame.sort_values(["result_index", "order"], kind="stable").reset_index(drop=True)
+    frame.attrs = {
+        "host": dict(manifest.get("host") or {}),
+        "bundle_dir": str(bundle_dir),
+        "bundle_id": manifest["bundle_id"],
+        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version")},
+        "results": [{"path": str(path), "device": label} for path, label in zip(paths, labels)],
+    }
+    return frame
+
+
+def is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))

@@ -1,0 +1,180 @@
+"""Turn the blocks that section functions return into report.md, report.html and CSV files, and publish them.
+
+Sections never write Markdown or HTML themselves: they return Heading / Paragraph / Notes / Table / Image blocks,
+so both documents show the same content. Output is assembled in a temporary folder beside the target and swapped
+in at the end, so a failed run never leaves a half-written report.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence, Union
+
+import pandas as pd
+
+from harness.report.errors import ReportError
+
+# Marks a folder as written by build_report, so replacing it never destroys a folder the user made.
+MARKER = ".edgeprune-report"
+TITLE = "edgeprune report"
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Notes:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    display: pd.DataFrame  # formatted strings, as shown in the documents
+    data: pd.DataFrame  # raw numbers, written to csv_name
+    csv_name: str
+
+
+@dataclass(frozen=True)
+class Image:
+    file: str  # a PNG the section wrote into the output folder
+    alt: str
+
+
+Block = Union[Heading, Paragraph, Notes, Table, Image]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower() or "x"
+
+
+def _md_cell(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """GitHub Markdown table; by hand because DataFrame.to_markdown needs tabulate, which is not a dependency."""
+    header = "| " + " | ".join(_md_cell(c) for c in table.columns) + " |"
+    rule = "|" + "|".join("---" for _ in table.columns) + "|"
+    rows = ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def to_markdown(blocks: Sequence[Block]) -> str:
+    parts = [f"# {TITLE}"]
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Paragraph):
+            parts.append(block.text)
+        elif isinstance(block, Notes):
+            parts.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, Table):
+            parts.append(markdown_table(block.display) + f"\n\nCSV: [{block.csv_name}]({block.csv_name})")
+        elif isinstance(block, Image):
+            parts.append(f"![{block.alt}]({block.file})")
+    return "\n\n".join(parts) + "\n"
+
+
+def _inline_html(text: str) -> str:
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f2f2f2; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+code { background: #f5f5f5; padding: 0 0.2em; }
+"""
+
+
+def to_html(blocks: Sequence[Block]) -> str:
+    parts = [f"<h1>{html.escape(TITLE)}</h1>"]
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+        elif isinstance(block, Paragraph):
+            parts.append(f"<p>{_inline_html(block.text)}</p>")
+        elif isinstance(block, Notes):
+            parts.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            parts.append(block.display.to_html(index=False, border=0, escape=True, na_rep="—"))
+            name = html.escape(block.csv_name)
+            parts.append(f'<p class="csv">CSV: <a href="{name}">{name}</a></p>')
+        elif isinstance(block, Image):
+            parts.append(f'<p><img src="{html.escape(block.file)}" alt="{html.escape(block.alt)}"></p>')
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(TITLE)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(parts)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def write_documents(blocks: Sequence[Block], folder: Path) -> Path:
+    names = [block.csv_name for block in blocks if isinstance(block, Table)]
+    if len(names) != len(set(names)):
+        raise ValueError(f"two report tables share a CSV name: {sorted(n for n in names if names.count(n) > 1)}")
+    for block in blocks:
+        if isinstance(block, Table):
+            block.data.to_csv(folder / block.csv_name, index=False)
+    (folder / "report.html").write_text(to_html(blocks), encoding="utf-8")
+    (folder / "report.md").write_text(to_markdown(blocks), encoding="utf-8")
+    (folder / MARKER).write_text("written by harness.report.build_report; the folder is replaced on rebuild\n")
+    return folder / "report.md"
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReportError(f"{out_dir} is a file, not a folder for the report; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / MARKER).exists():
+        raise ReportError(
+            f"{out_dir} already holds files that are not an edgeprune report; choose another --out or empty it"
+        )
+
+
+@contextmanager
+def staged_folder(out_dir: Path) -> Iterator[Path]:
+    """Yield an empty folder beside out_dir; if the block succeeds it replaces out_dir, otherwise it vanishes."""
+    out_dir = Path(out_dir)
+    _check_replaceable(out_dir)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.new-"))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the report should get normal permissions
+        yield staging
+        _check_replaceable(out_dir)
+        if out_dir.exists():
+            retired = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.old-"))
+            os.replace(out_dir, retired / "report")
+            try:
+                os.replace(staging, out_dir)
+            except OSError:
+                os.replace(retired / "report", out_dir)
+                raise
+            finally:
+                shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

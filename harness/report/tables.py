@@ -1,0 +1,356 @@
+"""Table sections of the report: provenance, devices, the lab's per-experiment tables, host storage.
+
+Each section is `section(frame, out_dir) -> list[Block]` over the frame from `load.load_frame`; adding a section
+is one function plus a line in `build.SECTIONS`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from harness.report.load import ACCURACY_FLAG_PP, BYTES_PER_MB, flatten, is_missing
+from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
+
+FLAG = "⚠"
+DASH = "—"
+SEED_KEYS = ["task", "experiment", "method", "iteration", "format"]
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def _format(value: float, spec: str, std: bool = False) -> str:
+    """".2f" as usual; ".Ng" as N significant digits without scientific notation (2 for a spread)."""
+    if spec.endswith("g"):
+        digits = 2 if std else int(spec[1:-1])
+        return np.format_float_positional(value, precision=digits, unique=False, fractional=False, trim="-")
+    return format(value, spec)
+
+
+def fmt_number(value: Any, spec: str) -> str:
+    return DASH if is_missing(value) else _format(float(value), spec)
+
+
+def fmt_mean_std(mean: Any, std: Any, spec: str) -> str:
+    """"mean ± std" when several seeds give a spread, else just the value."""
+    if is_missing(mean):
+        return DASH
+    if is_missing(std):
+        return _format(float(mean), spec)
+    return f"{_format(float(mean), spec)} ± {_format(float(std), spec, std=True)}"
+
+
+def fmt_int(value: Any) -> str:
+    return DASH if is_missing(value) else f"{int(round(float(value))):d}"
+
+
+def fmt_seeds(seeds: Sequence[Any]) -> str:
+    present = sorted({int(s) for s in seeds if not is_missing(s)})
+    return ", ".join(map(str, present)) if present else DASH
+
+
+def unique_name(stem: str, suffix: str, taken: set[str]) -> str:
+    """stem + suffix, numbered when labels that differ only in punctuation would share a file name."""
+    name, number = f"{stem}{suffix}", 1
+    while name in taken:
+        number += 1
+        name = f"{stem}-{number}{suffix}"
+    taken.add(name)
+    return name
+
+
+def format_rank(fmt: str) -> tuple[int, str]:
+    """Plain ONNX first, then its variants alphabetically."""
+    return (0 if fmt == "onnx" else 1, fmt)
+
+
+# ---------------------------------------------------------------- seeds
+
+
+MEASURES = ["sparsity_pct", "host_accuracy_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms",
+            "disk_mb", "nonzero_params", "params"]
+
+
+def aggregate_seeds(rows: pd.DataFrame, keys: Sequence[str], measures: Sequence[str] = MEASURES) -> pd.DataFrame:
+    """One row per `keys` group: <measure>_mean, <measure>_std (sample std, NaN for one seed), n_seeds, seeds,
+    accuracy_mismatch (any seed flagged) and order (first appearance in the manifest)."""
+    keys = list(keys)
+    grouped = rows.groupby(keys, dropna=False, sort=False)
+    stats = grouped[list(measures)].agg(["mean", "std"])
+    stats.columns = [f"{measure}_{stat}" for measure, stat in stats.columns]
+    stats["n_seeds"] = grouped.size()
+    stats["seeds"] = grouped["seed"].agg(lambda s: fmt_seeds(list(s)))
+    stats["accuracy_mismatch"] = grouped["accuracy_mismatch"].any() if "accuracy_mismatch" in rows else False
+    stats["order"] = grouped["order"].min()
+    return stats.reset_index()
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def provenance_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    attrs = frame.attrs
+    manifest = attrs.get("manifest", {})
+    bundle_facts = ", ".join(
+        f"{key} {manifest[key]}" for key in ("profile", "created", "edgeprune_version") if manifest.get(key)
+    )
+    merged = "; ".join(f"`{r['path']}` ({r['device']})" for r in attrs.get("results", []))
+    text = (
+        "Host numbers (sparsity, parameter counts, host accuracy, storage sizes) come from torch on the workstation "
+        f"where training ran, via the manifest of bundle `{attrs.get('bundle_dir')}` "
+        f"(id {str(attrs.get('bundle_id'))[:12]}{', ' + bundle_facts if bundle_facts else ''}). "
+        "Device numbers (latency, disk size, device accuracy) come from the runner on each device. "
+        f"Merged result files: {merged}."
+    )
+    return [Heading(2, "Provenance"), Paragraph(text)]
+
+
+# ---------------------------------------------------------------- devices
+
+
+def _get(flat: Mapping[str, Any], key: str) -> Any:
+    value = flat.get(key)
+    return None if is_missing(value) else value
+
+
+def _text(value: Any) -> str:
+    if value is None or value == "":
+        return DASH
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or DASH
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
+    """Rows of the hardware table for one flattened device ("device.*", "settings.*" keys)."""
+    freq = {k: _get(flat, f"device.cpu_freq_mhz.{k}") for k in ("max", "current", "min")}
+    freq_text = (
+        f"max {fmt_number(freq['max'], '.0f')}, current {fmt_number(freq['current'], '.0f')}"
+        if freq["max"] or freq["current"] else DASH
+    )
+    flags = sorted(k.rsplit(".", 1)[1] for k, v in flat.items() if k.startswith("device.isa_flags.")
+                   and isinstance(v, (bool, np.bool_)) and bool(v))
+    memory = _get(flat, "device.memory_total_mb")
+    os_name = " / ".join(str(v) for v in (_get(flat, "device.os_release"), _get(flat, "device.os")) if v)
+    threads = _get(flat, "settings.threads")
+    return {
+        "Hostname": _text(_get(flat, "device.hostname")),
+        "CPU model": _text(_get(flat, "device.cpu_model")),
+        "Machine": _text(_get(flat, "device.machine")),
+        "Cores (physical/logical)": f"{_text(_get(flat, 'device.physical_cores'))}/"
+                                    f"{_text(_get(flat, 'device.logical_cores'))}",
+        "CPU frequency (MHz)": freq_text,
+        "ISA flags (true)": ", ".join(flags) if flags else DASH,
+        "Memory (MB)": DASH if memory is None else f"{float(memory):,.0f}",
+        "OS": os_name or DASH,
+        "Python": _text(_get(flat, "device.python")),
+        "onnxruntime": _text(_get(flat, "device.onnxruntime")),
+        "Providers": _text(_get(flat, "device.providers")),
+        "Bench threads": DASH if threads is None else ("auto (0)" if threads == 0 else _text(threads)),
+        "Bench batch size": _text(_get(flat, "settings.batch_size")),
+        "Bench warm-up / min runs / min seconds": " / ".join(
+            _text(_get(flat, f"settings.{k}")) for k in ("warmup", "min_runs", "min_seconds")),
+        "Runner": _text(_get(flat, "runner_version")),
+    }
+
+
+def devices_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    columns: dict[str, dict[str, str]] = {}
+    host = flatten({"device": frame.attrs.get("host") or {}})
+    columns["Workstation (training ran here)"] = {"Source": "manifest host (torch)", **hardware_facts(host)}
+    for _, first in frame.drop_duplicates("device").iterrows():
+        columns[first["device"]] = {"Source": Path(first["result_path"]).name, **hardware_facts(first.to_dict())}
+    table = pd.DataFrame(columns)
+    table.index.name = "Fact"
+    table = table.reset_index()
+    return [
+        Heading(2, "Devices"),
+        Paragraph("One column per result file; the same machine with other bench settings is a separate device. "
+                  "The workstation trained the models and computed the host numbers; it is not a measured device "
+                  "unless one of the result files comes from it."),
+        Table(display=table, data=table, csv_name="devices.csv"),
+    ]
+
+
+# ---------------------------------------------------------------- the lab's tables
+
+
+LAB_COLUMNS = ["Iteration", "Sparsity (%)", "Accuracy (%) host", "Accuracy (%) device", "Latency (s)",
+               "Disk Size (MB)", "Parameters (nonzero/params)"]
+
+
+def _lab_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """Aggregated numbers for measured files plus one row per failed or missing file, in manifest order."""
+    ok = rows[rows["status"] == "ok"]
+    failed = rows[rows["status"] != "ok"]
+    parts = []
+    if len(ok):
+        agg = aggregate_seeds(ok, SEED_KEYS)
+        agg["status"], agg["error"] = "ok", None
+        parts.append(agg)
+    if len(failed):
+        single = aggregate_seeds(failed, SEED_KEYS + ["seed", "name", "status", "error"])
+        parts.append(single.drop(columns=["seed", "name"]))
+    return pd.concat(parts, ignore_index=True).sort_values("order", kind="stable").reset_index(drop=True)
+
+
+def _device_accuracy_cell(row: pd.Series) -> str:
+    error = None if is_missing(row["error"]) else row["error"]
+    if row["status"] == "missing":
+        return error or "not measured"
+    if row["status"] != "ok":
+        return f"error: {error or row['status']}"
+    cell = fmt_mean_std(row["device_accuracy_pct_mean"], row["device_accuracy_pct_std"], ".2f")
+    return f"{cell} {FLAG}" if row["accuracy_mismatch"] else cell
+
+
+def _parameters_cell(row: pd.Series) -> str:
+    nonzero, params = row["nonzero_params_mean"], row["params_mean"]
+    if is_missing(nonzero) or is_missing(params):
+        return DASH
+    spread = "≈" if not is_missing(row["nonzero_params_std"]) and row["nonzero_params_std"] > 0 else ""
+    return f"{spread}{nonzero:,.0f}/{params:,.0f}"
+
+
+def lab_display(agg: pd.DataFrame) -> pd.DataFrame:
+    ok = agg["status"] == "ok"
+    display = pd.DataFrame({
+        "Method": agg["method"],
+        "Iteration": agg["iteration"].map(fmt_int),
+        "Format": agg["format"],
+        "Seeds": agg["seeds"],
+        "Sparsity (%)": [fmt_mean_std(m, s, ".2f") for m, s in zip(agg["sparsity_pct_mean"], agg["sparsity_pct_std"])],
+        "Accuracy (%) host": [fmt_mean_std(m, s, ".2f")
+                              for m, s in zip(agg["host_accuracy_pct_mean"], agg["host_accuracy_pct_std"])],
+        "Accuracy (%) device": agg.apply(_device_accuracy_cell, axis=1),
+        "Latency (s)": [fmt_mean_std(m, s, ".3g") if good else DASH
+                        for m, s, good in zip(agg["latency_p50_s_mean"], agg["latency_p50_s_std"], ok)],
+        "Disk Size (MB)": [fmt_mean_std(m, s, ".4g") for m, s in zip(agg["disk_mb_mean"], agg["disk_mb_std"])],
+        "Parameters (nonzero/params)": agg.apply(_parameters_cell, axis=1),
+    })
+    if (agg["task"].nunique() > 1):
+        display.insert(0, "Task", agg["task"])
+    if (agg["seeds"] == DASH).all():
+        display = display.drop(columns=["Seeds"])
+    return display
+
+
+LAB_CSV_COLUMNS = ["device", "task", "experiment", "method", "iteration", "format", "seeds", "n_seeds", "status",
+                   "error", "accuracy_mismatch"]
+
+
+def _mismatch_notes(rows: pd.DataFrame) -> list[str]:
+    notes = []
+    for _, row in rows[rows["accuracy_mismatch"]].iterrows():
+        notes.append(
+            f"{FLAG} {row['name']} ({row['format']}): device accuracy {row['device_accuracy_pct']:.2f}% vs host "
+            f"{row['host_accuracy_pct']:.2f}% ({row['accuracy_delta_pp']:+.2f} points), more than "
+            f"{ACCURACY_FLAG_PP:g} percentage points apart."
+        )
+    return notes
+
+
+def _settings_note(rows: pd.DataFrame) -> str:
+    first = rows.iloc[0]
+    batch = _text(_get(first.to_dict(), "settings.batch_size"))
+    threads = _get(first.to_dict(), "settings.threads")
+    threads_text = "automatic threads" if threads == 0 else f"{_text(threads)} thread(s)"
+    return (f"Latency (s): device p50 for one batch of {batch} input(s), {threads_text}. Disk Size (MB): the model "
+            f"file on the device (MB = 10^6 bytes). Host numbers from torch, device numbers from the runner; "
+            f"± is the sample standard deviation over seeds.")
+
+
+def lab_tables_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    blocks: list[Block] = [
+        Heading(2, "Results per device and experiment"),
+        Paragraph(f"One row per model file. {FLAG} marks a device accuracy more than {ACCURACY_FLAG_PP:g} "
+                  "percentage points away from the host accuracy of the same model."),
+    ]
+    csv_names: set[str] = set()
+    for device, device_rows in frame.groupby("device", sort=False):
+        for experiment, rows in device_rows.groupby("experiment", sort=False):
+            csv_name = unique_name(f"lab-{slug(device)}-{slug(experiment or 'none')}", ".csv", csv_names)
+            agg = _lab_rows(rows)
+            agg.insert(0, "device", device)
+            csv = agg[LAB_CSV_COLUMNS + [c for c in agg.columns if c.endswith(("_mean", "_std"))]]
+            blocks.append(Heading(3, f"{device} · {experiment or 'no experiment'}"))
+            blocks.append(Table(display=lab_display(agg), data=csv,
+                                csv_name=csv_name))
+            notes = [_settings_note(rows), *_mismatch_notes(rows)]
+            blocks.append(Notes(tuple(notes)))
+    return blocks
+
+
+# ---------------------------------------------------------------- host storage
+
+
+def _mb(value: float) -> str:
+    return f"{fmt_number(value / BYTES_PER_MB, '.4g')} MB"
+
+
+def coo_explanation(models: pd.DataFrame) -> str | None:
+    """Why the lab's COO file is not (1 - sparsity) of the dense one, from the highest-sparsity variant's numbers."""
+    needed = ["storage.dense", "storage.lab_coo", "storage.entropy_bound"]
+    if not all(c in models for c in needed):
+        return None
+    usable = models.dropna(subset=needed + ["sparsity"])
+    if usable.empty:
+        return None
+    top = usable.loc[usable["sparsity"].idxmax()]
+    dense, coo, bound, sparsity = (float(top[c]) for c in needed + ["sparsity"])
+    naive = dense * (1 - sparsity)
+    per_nonzero = (
+        f" Here that is {coo / top['nonzero_params']:.1f} bytes per nonzero parameter."
+        if not is_missing(top.get("nonzero_params")) and top["nonzero_params"] > 0 else ""
+    )
+    others = [c for c in models.columns if c.startswith("storage.") and c not in needed]
+    other_text = "; ".join(f"{c.split('.', 1)[1]} {_mb(float(top[c]))}" for c in others if not is_missing(top[c]))
+    return (
+        f"Why the lab's COO file is not {1 - sparsity:.0%} of the dense one: at the highest sparsity "
+        f"({top['name']}, {sparsity:.1%} of prunable weights zero) the dense weights take {_mb(dense)}, so one might "
+        f"expect about {_mb(naive)}, but the lab's COO file takes {_mb(coo)} ({coo / dense:.0%} of dense). "
+        "COO stores each nonzero as a 4-byte float32 value plus an int64 index pair, 16 bytes of index per 4 bytes "
+        "of value, so a nonzero costs about 20 bytes instead of 4 and COO of a weight matrix only beats dense above "
+        f"80% sparsity.{per_nonzero} The entropy bound, the fewest bytes any encoding of these values and this mask "
+        f"could need, is {_mb(bound)} ({bound / dense:.0%} of dense)"
+        + (f"; other representations: {other_text}." if other_text else ".")
+    )
+
+
+def storage_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Host storage")]
+    keys = [c for c in frame.columns if c.startswith("storage.")]
+    models = frame[frame["in_manifest"]].drop_duplicates("name")
+    if not keys:
+        return blocks + [Paragraph("The manifest records no storage sizes for these models.")]
+    in_mb = models.assign(**{f"{c}_mb": models[c] / BYTES_PER_MB for c in keys})
+    agg = aggregate_seeds(in_mb, ["task", "experiment", "method", "iteration"],
+                          ["sparsity_pct"] + [f"{c}_mb" for c in keys]).sort_values("order", kind="stable")
+    display = pd.DataFrame({
+        "Experiment": agg["experiment"], "Method": agg["method"], "Iteration": agg["iteration"].map(fmt_int),
+        "Seeds": agg["seeds"],
+        "Sparsity (%)": [fmt_mean_std(m, s, ".2f") for m, s in zip(agg["sparsity_pct_mean"], agg["sparsity_pct_std"])],
+    })
+    for c in keys:
+        display[f"{c.split('.', 1)[1]} (MB)"] = [fmt_mean_std(m, s, ".4g")
+                                                 for m, s in zip(agg[f"{c}_mb_mean"], agg[f"{c}_mb_std"])]
+    if agg["task"].nunique() > 1:
+        display.insert(0, "Task", agg["task"])
+    if (agg["seeds"] == DASH).all():
+        display = display.drop(columns=["Seeds"])
+    blocks += [
+        Paragraph("Bytes each representation of the pruned weights needs, computed on the workstation "
+                  "(manifest `storage`, MB = 10^6 bytes, mean ± sample std over seeds)."),
+        Table(display=display, data=agg.drop(columns=["order", "accuracy_mismatch"]), csv_name="storage.csv"),
+    ]
+    for task, task_models in models.groupby("task", sort=False):
+        text = coo_explanation(task_models)
+        if text:
+            blocks.append(Paragraph((f"{task}: " if models["task"].nunique() > 1 else "") + text))
+    return blocks
