@@ -1,0 +1,98 @@
+"""``runner``: the device-side command line (console script ``runner = runners.cli:main``).
+
+    runner bench BUNDLE --out RESULT.json [--threads N] [--batch-size B] [--warmup N] [--min-runs N]
+                 [--min-seconds S] [--models GLOB] [--label NAME]
+    runner device            # print this device's facts as JSON
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+from runners import __version__
+
+
+class InputError(click.ClickException):
+    """An expected mistake in the command's input: one sentence on stderr, exit code 2, no traceback."""
+
+    exit_code = 2
+
+
+def _check_out(out: Path) -> None:
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'result.json'}.")
+    parent = out.parent
+    if not parent.is_dir():
+        raise InputError(f"Output folder {parent} does not exist; create it or choose another --out.")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"Output folder {parent} is not writable; choose another --out.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runner")
+def main() -> None:
+    """edgeprune device runner: measure a bundle's ONNX models on this device (no torch needed)."""
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(path_type=Path, file_okay=True, dir_okay=True))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Result JSON to write (edgeprune.result/1); written atomically.")
+@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+              help="onnxruntime intra-op threads; 0 keeps onnxruntime's default.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Rows per timed inference (the first rows of the eval set).")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed runs after the first inference.")
+@click.option("--min-runs", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Timed runs continue until at least this many ...")
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="... and at least this many seconds have passed.")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Rows per inference when measuring accuracy.")
+@click.option("--models", "models_glob", default=None, metavar="GLOB",
+              help="Only models whose name matches this glob (e.g. 'mnist-*').")
+@click.option("--label", default=None, help="Device label in the result (default: hostname).")
+@click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")
+def bench(bundle: Path, out: Path, threads: int, batch_size: int, warmup: int, min_runs: int,
+          min_seconds: float, eval_batch_size: int, models_glob: str | None, label: str | None,
+          strict: bool) -> None:
+    """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
+    from runners.bench import BenchSettings, BundleError, load_manifest, run_bench, write_result
+
+    _check_out(out)
+    settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
+                             min_seconds=min_seconds, eval_batch_size=eval_batch_size, models=models_glob)
+    try:
+        manifest = load_manifest(bundle)
+        click.echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
+                   f"threads {threads or 'default'}, batch {batch_size}", err=True)
+        result = run_bench(bundle, settings, label=label, progress=lambda line: click.echo(line, err=True),
+                           manifest=manifest)
+    except BundleError as exc:
+        raise InputError(str(exc)) from None
+    try:
+        write_result(result, out)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"Could not write {out}: {exc}.") from None
+    n_err = sum(1 for m in result["models"] if m["status"] != "ok")
+    click.echo(f"wrote {out}: {len(result['models']) - n_err} ok, {n_err} error", err=True)
+    if strict and n_err:
+        raise click.ClickException(f"{n_err} model file(s) could not be measured (see 'error' in {out}).")
+
+
+@main.command()
+@click.option("--label", default=None, help="Device label (default: hostname).")
+def device(label: str | None) -> None:
+    """Print this device's facts (the 'device' object of a result) as JSON."""
+    from runners.device import device_facts
+
+    click.echo(json.dumps(device_facts(label), indent=2))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
