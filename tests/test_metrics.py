@@ -150,10 +150,6 @@ def test_without_reparametrization_of_a_twice_pruned_model(ffn):
     assert "layers.0.weight_mask" in ffn.state_dict()
 
 
-@pytest.mark.xfail(reason="BUG: effective_parameters reads module.weight, which torch's prune hook refreshes only "
-                          "in forward; after an optimizer step (or load_state_dict, e.g. rewind) it returns the old "
-                          "weights, so sparsity/count_parameters (and global_prune's default L1 importance) see stale "
-                          "values instead of weight_orig * mask", strict=True)
 def test_effective_parameters_follow_weight_orig_without_a_forward(ffn):
     model = pruned_ffn(ffn)
     with torch.no_grad():

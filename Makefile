@@ -1,0 +1,48 @@
+# edgeprune: every target creates or reuses the project environment in .venv/.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= full
+SEEDS ?= 1
+BUNDLE := build/bundle
+RESULTS := build/results
+# The CPU build of torch (an unpinned torch pulls a CUDA build of several GB).
+TORCH_PIN := torch==2.13.0
+
+export PROFILE
+
+.PHONY: all setup export bench report test clean distclean
+
+all: export bench report
+
+$(BIN)/harness: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/harness
+
+export: setup
+	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --out $(BUNDLE)
+
+# The runner on this machine, twice: the onnxruntime default thread count and a single thread.
+bench: setup
+	@test -f $(BUNDLE)/manifest.json || { echo "no bundle in $(BUNDLE): run 'make export' first"; exit 2; }
+	@mkdir -p $(RESULTS)
+	$(BIN)/runner bench $(BUNDLE) --out $(RESULTS)/workstation.json
+	$(BIN)/runner bench $(BUNDLE) --threads 1 --out $(RESULTS)/workstation-1thread.json
+
+report: setup
+	@ls $(RESULTS)/*.json >/dev/null 2>&1 || { echo "no results in $(RESULTS): run 'make bench' first"; exit 2; }
+	$(BIN)/harness report $(RESULTS)/*.json --bundle $(BUNDLE) --out build/report
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf build
+
+distclean: clean
+	rm -rf runs $(VENV) *.egg-info

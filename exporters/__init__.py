@@ -1,0 +1,1 @@
+"""Turn trained and pruned torch models into deployable artifacts, and build the device bundle."""

@@ -1,0 +1,124 @@
+"""The device bundle: manifest, ONNX models, eval sets, the runner zipapp and its requirements."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+import harness
+from harness.data import TaskData
+from harness.experiments.store import read_json
+from harness.experiments.variant import Variant
+from harness.io import sha256_file, write_json
+from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff
+from runners.device import device_facts
+from runners.package import write_runner
+
+MANIFEST_SCHEMA = "edgeprune.manifest/1"
+CHECK_ROWS = 256   # eval rows used to compare ONNX against torch
+
+
+@dataclass
+class ModelFile:
+    path: Path          # where the file lies now (cached in the variant's run folder)
+    format: str
+
+
+@dataclass
+class Exported:
+    variant: Variant
+    files: list[ModelFile] = field(default_factory=list)
+    checks: dict = field(default_factory=dict)
+
+
+def export_variant(variant: Variant, task: TaskData) -> Exported:
+    """ONNX files of one variant, cached beside its weights (a finished run is never re-exported)."""
+    folder = variant.folder
+    onnx_path, check_path = folder / "model.onnx", folder / "onnx-check.json"
+    if not (onnx_path.exists() and check_path.exists()):
+        model = variant.build(task)
+        export_onnx(model, task.eval_x[:1], onnx_path)
+        write_json(check_path, {"onnx_max_abs_diff": max_abs_diff(onnx_path, model, task.eval_x[:CHECK_ROWS])})
+    return Exported(variant, [ModelFile(onnx_path, "onnx")], read_json(check_path))
+
+
+def _file_entry(src: Path, rel: str, fmt: str | None, bundle: Path) -> dict:
+    dest = bundle / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dest)
+    entry = {"path": rel, "bytes": dest.stat().st_size, "sha256": sha256_file(dest)}
+    if fmt:
+        entry["format"] = fmt
+    return entry
+
+
+def _eval_entry(task: TaskData, bundle: Path) -> dict:
+    rel = f"eval/{task.name}.npz"
+    dest = bundle / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(dest, inputs=task.eval_x, labels=task.eval_y)
+    return {"path": rel, "bytes": dest.stat().st_size, "sha256": sha256_file(dest), "n": int(len(task.eval_y)),
+            "input_dtype": str(task.eval_x.dtype), "description": task.description}
+
+
+def model_entry(exp: Exported, task: TaskData, files: list[dict]) -> dict:
+    v, m = exp.variant, exp.variant.metrics
+    keys = ("sparsity", "sparsity_overall", "params", "nonzero_params", "accuracy", "host_latency_ms",
+            "state_dict_bytes", "state_dict_bytes_with_masks", "storage", "sparsity_per_parameter")
+    return {
+        "name": v.name, "task": v.task, "eval": task.name, "experiment": v.experiment, "method": v.method,
+        "iteration": v.iteration, "seed": v.seed, **{k: m[k] for k in keys if k in m}, **v.extra,
+        "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "input_shape": task.input_shape,
+        **exp.checks, "files": files,
+    }
+
+
+def bundle_id(entries: list[dict]) -> str:
+    lines = sorted(f"{e['path']} {e['sha256']}" for e in entries)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profile: str) -> Path:
+    """Write the whole bundle into a temporary folder beside out_dir, then swap it in (never half-written)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        evals, models, all_files = {}, [], []
+        for exp, task in exports:
+            if task.name not in evals:
+                evals[task.name] = _eval_entry(task, staging)
+                all_files.append(evals[task.name])
+            files = []
+            for f in exp.files:
+                suffix = "" if f.format == "onnx" else "." + f.format.removeprefix("onnx-")
+                files.append(_file_entry(f.path, f"models/{exp.variant.name}{suffix}.onnx", f.format, staging))
+            all_files.extend(files)
+            models.append(model_entry(exp, task, files))
+        write_runner(staging)
+        manifest = {
+            "schema": MANIFEST_SCHEMA, "bundle_id": bundle_id(all_files),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "edgeprune_version": harness.__version__, "profile": profile, "host": device_facts(),
+            "evals": evals, "models": models,
+        }
+        write_json(staging / "manifest.json", manifest)
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if out_dir.exists():
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    print(f"bundle: {len(models)} models -> {out_dir}", file=sys.stderr)
+    return out_dir / "manifest.json"

@@ -1,0 +1,73 @@
+"""`harness`: export (train, prune, bundle) and report (merge device results)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from harness.errors import EdgepruneError
+
+
+@click.group()
+def cli() -> None:
+    """edgeprune host side: prune on the workstation, measure on the device, compare in one report."""
+
+
+@cli.command("export")
+@click.option("--profile", default="full", show_default=True, envvar="PROFILE",
+              help="full: the lab's settings; quick: a small subset and one epoch (about two minutes).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), help="Repeat every experiment.")
+@click.option("--experiments", default=None, help="Comma-separated subset of the configured experiments.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Folder holding mnist/ (IDX) and sst2/ (TSV); default: $EDGEPRUNE_DATA, else a user cache.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=None, help="Run folders (default: runs/).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/bundle"), show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def export_cmd(profile, seeds, experiments, data_dir, runs_dir, out, quiet) -> None:
+    """Train, prune and export every configured variant into a device bundle."""
+    from exporters.bundle import build_bundle, export_variant
+    from harness.data import resolve_data_dir
+    from harness.experiments.store import runs_root
+    from harness.pipeline import DEFAULT_EXPERIMENTS, ExportSettings, run_experiments
+
+    chosen = tuple(e.strip() for e in experiments.split(",")) if experiments else DEFAULT_EXPERIMENTS
+    settings = ExportSettings(profile=profile, seeds=seeds, experiments=chosen, data_dir=resolve_data_dir(data_dir),
+                              runs_dir=runs_root(runs_dir), quiet=quiet)
+    variants = run_experiments(settings)
+    exports = [(export_variant(v, task), task) for v, task in variants]
+    build_bundle(exports, out, profile)
+
+
+@cli.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), default=Path("build/bundle"),
+              show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/report"), show_default=True)
+def report_cmd(results, bundle_dir, out) -> None:
+    """Merge device results with the bundle's host metrics into tables, plots and a report."""
+    from harness.report import ReportError, build_report
+
+    try:
+        path = build_report(list(results), bundle_dir, out)
+    except ReportError as exc:
+        raise EdgepruneError(str(exc)) from exc
+    click.echo(f"report: {path}")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except EdgepruneError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted: finished runs are kept and resume on the next call.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished runs are kept and resume on the next call.", err=True)
+        sys.exit(130)

@@ -1,0 +1,1 @@
+"""The lab's experiments over content-addressed run folders."""

@@ -1,0 +1,55 @@
+"""Settings that change results; their non-default fields name the run folders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    task: str = "mnist"
+    model: str = "ffn"
+    model_kwargs: tuple = ()          # sorted (key, value) pairs, hashable
+    epochs: int = 2
+    batch_size: int = 64
+    lr: float = 0.001
+    seed: int = 0
+    train_limit: int | None = None    # None: the whole training split
+    eval_limit: int | None = None     # None: the whole eval split
+
+    def __post_init__(self):
+        object.__setattr__(self, "model_kwargs", tuple(sorted(dict(self.model_kwargs).items())))
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+
+    @property
+    def kwargs(self) -> dict:
+        return dict(self.model_kwargs)
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    """One pruning schedule: `amount` of the remaining weights per round, by `method`."""
+    method: str = "l1"
+    amount: float = 0.33
+    calibration_samples: int = 256
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    epochs: int
+    train_limit: int | None
+    eval_limit: int | None
+    rounds: int = 5
+
+
+PROFILES = {
+    "full": Profile("full", epochs=2, train_limit=None, eval_limit=None),
+    # Same pipeline on a small subset with one epoch: the whole export in about two minutes on 2 cores.
+    "quick": Profile("quick", epochs=1, train_limit=6000, eval_limit=2000),
+}

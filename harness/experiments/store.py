@@ -1,0 +1,52 @@
+"""Content-addressed run folders (OpenLTH's idea): a folder is named by a hash of the settings that change it.
+
+Only settings that differ from their defaults enter the hash, so adding an optional setting later never renames
+existing runs. A folder is finished when its `variant.json` exists; it is written last and atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from harness.io import atomic_path, write_json
+
+
+def settings_hash(settings) -> str:
+    """12 hex digits over the fields of a settings dataclass that differ from their defaults."""
+    changed = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else object())
+        if value != default:
+            changed[f.name] = value
+    blob = json.dumps({"type": type(settings).__name__, **changed}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def runs_root(cli_value: str | Path | None = None) -> Path:
+    return Path(cli_value or os.environ.get("EDGEPRUNE_RUNS") or "runs")
+
+
+def save_tensors(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_tensors(path: Path):
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def ensure_config(folder: Path, settings) -> None:
+    if not (folder / "config.json").exists():
+        write_json(folder / "config.json", {"type": type(settings).__name__, **dataclasses.asdict(settings)})
