@@ -10,6 +10,9 @@ RESULTS := build/results
 TORCH_PIN := torch==2.13.0
 
 export PROFILE
+# Data: $EDGEPRUNE_DATA if set, else a shared/datasets folder beside the checkout, else the user cache (download).
+EDGEPRUNE_DATA ?= $(abspath $(wildcard ../shared/datasets))
+export EDGEPRUNE_DATA
 
 .PHONY: all setup export bench report test clean distclean
 

@@ -17,12 +17,14 @@ from harness.data import TaskData
 from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff
+from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff, same_predictions
+from exporters.sparse_onnx import write_sparse_onnx
 from runners.device import device_facts
 from runners.package import write_runner
 
 MANIFEST_SCHEMA = "edgeprune.manifest/1"
 CHECK_ROWS = 256   # eval rows used to compare ONNX against torch
+UNSTRUCTURED_EXPERIMENTS = ("repeated", "imp", "oneshot")
 
 
 @dataclass
@@ -39,14 +41,27 @@ class Exported:
 
 
 def export_variant(variant: Variant, task: TaskData) -> Exported:
-    """ONNX files of one variant, cached beside its weights (a finished run is never re-exported)."""
+    """ONNX files of one variant, cached beside its weights (a finished run is never re-exported).
+
+    Every variant gets a dense ONNX file; a variant with unstructured sparsity also gets a twin whose pruned
+    weights are sparse initializers, checked to predict exactly what the dense file predicts on the eval set.
+    """
     folder = variant.folder
-    onnx_path, check_path = folder / "model.onnx", folder / "onnx-check.json"
-    if not (onnx_path.exists() and check_path.exists()):
+    onnx_path, sparse_path, check_path = folder / "model.onnx", folder / "model.sparse.onnx", folder / "onnx-check.json"
+    sparse_wanted = variant.metrics.get("sparsity", 0) > 0 and variant.experiment in UNSTRUCTURED_EXPERIMENTS
+    if not (onnx_path.exists() and check_path.exists() and (sparse_path.exists() or not sparse_wanted)):
         model = variant.build(task)
         export_onnx(model, task.eval_x[:1], onnx_path)
-        write_json(check_path, {"onnx_max_abs_diff": max_abs_diff(onnx_path, model, task.eval_x[:CHECK_ROWS])})
-    return Exported(variant, [ModelFile(onnx_path, "onnx")], read_json(check_path))
+        checks = {"onnx_max_abs_diff": max_abs_diff(onnx_path, model, task.eval_x[:CHECK_ROWS])}
+        if sparse_wanted:
+            write_sparse_onnx(onnx_path, sparse_path)
+            checks["onnx_sparse_max_abs_diff"] = max_abs_diff(sparse_path, model, task.eval_x[:CHECK_ROWS])
+            checks["onnx_sparse_same_predictions"] = same_predictions(onnx_path, sparse_path, task.eval_x)
+        write_json(check_path, checks)
+    files = [ModelFile(onnx_path, "onnx")]
+    if sparse_wanted:
+        files.append(ModelFile(sparse_path, "onnx-sparse"))
+    return Exported(variant, files, read_json(check_path))
 
 
 def _file_entry(src: Path, rel: str, fmt: str | None, bundle: Path) -> dict:
@@ -90,6 +105,7 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)
     try:
         evals, models, all_files = {}, [], []
         for exp, task in exports:

@@ -34,9 +34,25 @@ def export_onnx(model: nn.Module, example: np.ndarray, path: Path) -> None:
     onnx.checker.check_model(str(path), full_check=True)
 
 
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def same_predictions(path_a: Path, path_b: Path, inputs: np.ndarray, batch: int = 1000) -> bool:
+    """Whether two ONNX files give the same argmax on every row of `inputs`."""
+    a, b = _session(path_a), _session(path_b)
+    for start in range(0, len(inputs), batch):
+        x = inputs[start : start + batch]
+        ya = a.run(None, {a.get_inputs()[0].name: x})[0].argmax(1)
+        yb = b.run(None, {b.get_inputs()[0].name: x})[0].argmax(1)
+        if not np.array_equal(ya, yb):
+            return False
+    return True
+
+
 def max_abs_diff(path: Path, model: nn.Module, inputs: np.ndarray) -> float:
     """Largest |onnxruntime - torch| over the logits of `inputs` (real eval rows, not random noise)."""
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = _session(path)
     name = session.get_inputs()[0].name
     got = session.run(None, {name: inputs})[0]
     with torch.inference_mode():
