@@ -19,21 +19,25 @@ def cli() -> None:
 @click.option("--profile", default="full", show_default=True, envvar="PROFILE",
               help="full: the lab's settings; quick: a small subset and one epoch (about two minutes).")
 @click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), help="Repeat every experiment.")
+@click.option("--tasks", default=None, help="Comma-separated tasks (default: every configured task).")
 @click.option("--experiments", default=None, help="Comma-separated subset of the configured experiments.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Folder holding mnist/ (IDX) and sst2/ (TSV); default: $EDGEPRUNE_DATA, else a user cache.")
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=None, help="Run folders (default: runs/).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/bundle"), show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def export_cmd(profile, seeds, experiments, data_dir, runs_dir, out, quiet) -> None:
+def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet) -> None:
     """Train, prune and export every configured variant into a device bundle."""
     from exporters.bundle import build_bundle, export_variant
     from harness.data import resolve_data_dir
     from harness.experiments.store import runs_root
-    from harness.pipeline import DEFAULT_EXPERIMENTS, ExportSettings, run_experiments
+    from harness.pipeline import DEFAULT_TASKS, ExportSettings, run_experiments
 
-    chosen = tuple(e.strip() for e in experiments.split(",")) if experiments else DEFAULT_EXPERIMENTS
-    settings = ExportSettings(profile=profile, seeds=seeds, experiments=chosen, data_dir=resolve_data_dir(data_dir),
+    def split(value):
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
+
+    settings = ExportSettings(profile=profile, seeds=seeds, tasks=split(tasks) or DEFAULT_TASKS,
+                              experiments=split(experiments), data_dir=resolve_data_dir(data_dir),
                               runs_dir=runs_root(runs_dir), quiet=quiet)
     variants = run_experiments(settings)
     exports = [(export_variant(v, task), task) for v, task in variants]

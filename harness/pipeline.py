@@ -16,16 +16,31 @@ from harness.experiments.settings import PROFILES, PruneSettings, TrainSettings
 from harness.experiments.variant import Variant
 
 
-def run_baseline(root, ts, task, profile, quiet) -> list[Variant]:
+@dataclass(frozen=True)
+class TaskPlan:
+    """What `make export` runs for one task: its model and experiments, and their options."""
+    task: str
+    model: str
+    model_kwargs: tuple = ()
+    experiments: tuple[str, ...] = ("baseline", "repeated", "imp")
+    repeated_methods: tuple[str, ...] = ("l1",)
+    imp_methods: tuple[str, ...] = ("l1",)
+    amount: float = 0.33          # fraction of the remaining weights pruned per round
+
+
+def run_baseline(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
     return [trained_baseline(root, ts, task, quiet)]
 
 
-def run_repeated(root, ts, task, profile, quiet) -> list[Variant]:
-    return repeated_pruning(root, ts, PruneSettings(method="l1"), profile.rounds, task, quiet)
+def run_repeated(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
+    return [v for method in plan.repeated_methods for v in
+            repeated_pruning(root, ts, PruneSettings(method=method, amount=plan.amount), profile.rounds, task, quiet)]
 
 
-def run_imp(root, ts, task, profile, quiet) -> list[Variant]:
-    return imp_with_rewinding(root, ts, PruneSettings(method="l1"), profile.rounds, task, quiet)
+def run_imp(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
+    return [v for method in plan.imp_methods for v in
+            imp_with_rewinding(root, ts, PruneSettings(method=method, amount=plan.amount), profile.rounds, task,
+                               quiet)]
 
 
 # Experiment name -> runner of that experiment for one task and seed. Adding one is a function and a line here.
@@ -34,16 +49,19 @@ EXPERIMENTS: dict[str, Callable[..., list[Variant]]] = {
     "repeated": run_repeated,
     "imp": run_imp,
 }
-DEFAULT_EXPERIMENTS = ("baseline", "repeated", "imp")
-TASK_MODELS = {"mnist": "ffn"}
+# The configured tasks of `make export`, in order. Adding a task is a loader, a model and a line here.
+PLANS: dict[str, TaskPlan] = {
+    "mnist": TaskPlan("mnist", "ffn"),
+}
+DEFAULT_TASKS = ("mnist",)
 
 
 @dataclass
 class ExportSettings:
     profile: str = "full"
     seeds: int = 1
-    tasks: tuple[str, ...] = ("mnist",)
-    experiments: tuple[str, ...] = DEFAULT_EXPERIMENTS
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    experiments: tuple[str, ...] | None = None      # None: each task's planned experiments
     data_dir: Path | None = None
     runs_dir: Path = Path("runs")
     quiet: bool = False
@@ -52,21 +70,27 @@ class ExportSettings:
 def run_experiments(settings: ExportSettings) -> list[tuple[Variant, TaskData]]:
     if settings.profile not in PROFILES:
         raise EdgepruneError(f"unknown profile {settings.profile!r}; use one of {', '.join(PROFILES)}.")
-    unknown = [e for e in settings.experiments if e not in EXPERIMENTS]
+    unknown = [e for e in settings.experiments or () if e not in EXPERIMENTS]
     if unknown:
         raise EdgepruneError(f"unknown experiment {unknown[0]!r}; known: {', '.join(EXPERIMENTS)}.")
+    unknown = [t for t in settings.tasks if t not in PLANS]
+    if unknown:
+        raise EdgepruneError(f"unknown task {unknown[0]!r}; known: {', '.join(PLANS)}.")
     profile = PROFILES[settings.profile]
     out: list[tuple[Variant, TaskData]] = []
     for task_name in settings.tasks:
+        plan = PLANS[task_name]
         task = load_task(task_name, settings.data_dir, profile.train_limit, profile.eval_limit)
+        experiments = [e for e in plan.experiments if settings.experiments is None or e in settings.experiments]
         for seed in range(settings.seeds):
-            ts = TrainSettings(task=task_name, model=TASK_MODELS[task_name], epochs=profile.epochs, seed=seed,
+            ts = TrainSettings(task=task_name, model=plan.model, model_kwargs=plan.model_kwargs,
+                               epochs=profile.epochs, seed=seed,
                                train_limit=profile.train_limit, eval_limit=profile.eval_limit)
             seen = set()
-            for name in settings.experiments:
+            for name in experiments:
                 if not settings.quiet:
                     print(f"[{task_name} seed {seed}] {name}", file=sys.stderr)
-                for variant in EXPERIMENTS[name](settings.runs_dir, ts, task, profile, settings.quiet):
+                for variant in EXPERIMENTS[name](settings.runs_dir, ts, task, plan, profile, settings.quiet):
                     if variant.name not in seen:
                         seen.add(variant.name)
                         out.append((variant, task))
