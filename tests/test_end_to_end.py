@@ -1,0 +1,112 @@
+"""The spine on real MNIST: `harness export --profile quick`, the bundle's own runner, `harness report`.
+
+Runs whenever EDGEPRUNE_DATA holds mnist/ (CI points it at ../shared/datasets); one export per session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = os.environ.get("EDGEPRUNE_DATA")
+needs_mnist = pytest.mark.skipif(not DATA or not (Path(DATA) / "mnist").is_dir(),
+                                 reason="EDGEPRUNE_DATA does not hold mnist/")
+BIN = Path(sys.executable).parent
+
+
+def harness(*args, env=None, check=True) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "harness"), *args], capture_output=True, text=True, env=env, check=check)
+
+
+def bench(bundle: Path, out: Path, *extra: str) -> dict:
+    """The bundle's own zipapp, as a device runs it; few runs, since only the fields are checked here."""
+    subprocess.run([sys.executable, str(bundle / "runner"), "bench", str(bundle), "--out", str(out),
+                    "--min-runs", "5", "--min-seconds", "0", "--warmup", "1", *extra],
+                   check=True, capture_output=True, text=True)
+    return json.loads(out.read_text())
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    args = ["export", "--profile", "quick", "--tasks", "mnist", "--runs-dir", str(root / "runs"),
+            "--out", str(root / "bundle"), "--quiet"]
+    harness(*args)
+    return root, args
+
+
+@needs_mnist
+def test_bundle_has_the_lab_variants_with_checked_files(exported):
+    root, _ = exported
+    bundle = root / "bundle"
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["schema"] == "edgeprune.manifest/1"
+    by_key = {(m["experiment"], m["iteration"], m["method"]): m for m in manifest["models"] if m["task"] == "mnist"}
+    baseline, pruned = by_key[("baseline", 0, "dense")], by_key[("repeated", 1, "l1")]
+    assert pruned["sparsity"] == pytest.approx(0.33, abs=1e-4)
+    assert baseline["params"] == pruned["params"] == 400 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 10 + 10
+    assert pruned["nonzero_params"] < baseline["nonzero_params"]
+    for model in manifest["models"]:
+        assert model["onnx_max_abs_diff"] < 1e-4
+        for f in model["files"]:
+            assert (bundle / f["path"]).stat().st_size == f["bytes"]
+    assert {"runner", "requirements.txt"} <= {p.name for p in bundle.iterdir()}
+    assert "torch" not in (bundle / "requirements.txt").read_text()
+
+
+@needs_mnist
+def test_second_export_trains_nothing(exported):
+    root, args = exported
+    states = sorted((root / "runs").rglob("state.pt"))
+    before = {p: p.stat().st_mtime_ns for p in states}
+    harness(*args)
+    assert {p: p.stat().st_mtime_ns for p in states} == before
+    assert sorted((root / "runs").rglob("state.pt")) == states
+
+
+@needs_mnist
+def test_device_runs_merge_into_one_report(exported, tmp_path):
+    root, _ = exported
+    bundle = root / "bundle"
+    r1 = bench(bundle, tmp_path / "r1.json", "--models", "mnist-ffn-repeated-*", "--label", "box")
+    r2 = bench(bundle, tmp_path / "r2.json", "--models", "mnist-ffn-repeated-*", "--label", "box", "--threads", "1")
+    for result in (r1, r2):
+        assert result["models"] and all(m["status"] == "ok" for m in result["models"])
+        assert all(m["latency_ms"]["n"] >= 5 and m["accuracy"] is not None for m in result["models"])
+    out = tmp_path / "report"
+    harness("report", str(tmp_path / "r1.json"), str(tmp_path / "r2.json"), "--bundle", str(bundle), "--out", str(out))
+    text = (out / "report.md").read_text()
+    assert "box (threads 1, batch 1)" in text and "box (threads auto, batch 1)" in text
+    assert list(out.glob("*.png"))
+
+
+@needs_mnist
+def test_truncated_model_is_an_error_entry_and_the_rest_is_measured(exported, tmp_path):
+    root, _ = exported
+    bundle = tmp_path / "bundle"
+    shutil.copytree(root / "bundle", bundle)
+    victim = bundle / "models" / "mnist-ffn-repeated-l1-it1-s0.onnx"
+    victim.write_bytes(victim.read_bytes()[:1000])
+    result = bench(bundle, tmp_path / "r.json", "--models", "mnist-ffn-repeated-l1-it[12]-s0")
+    status = {m["file"]: m for m in result["models"]}
+    broken = status["models/mnist-ffn-repeated-l1-it1-s0.onnx"]
+    assert broken["status"] == "error" and broken["error"] and "\n" not in broken["error"]
+    others = [m for f, m in status.items() if f != "models/mnist-ffn-repeated-l1-it1-s0.onnx"]
+    assert others and all(m["status"] == "ok" for m in others)
+
+
+def test_missing_data_offline_is_one_sentence(tmp_path):
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "EDGEPRUNE_MNIST_MIRRORS": "http://127.0.0.1:9/"}
+    env.pop("EDGEPRUNE_DATA", None)
+    proc = harness("export", "--profile", "quick", "--tasks", "mnist", "--runs-dir", str(tmp_path / "runs"),
+                   "--out", str(tmp_path / "bundle"), env=env, check=False)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "EDGEPRUNE_DATA" in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "bundle").exists()
