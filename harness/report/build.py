@@ -10,17 +10,28 @@ import pandas as pd
 from harness.report.load import load_frame
 from harness.report.plots import plots_section
 from harness.report.render import Block, staged_folder, write_documents
+from harness.report.pareto import pareto_section
+from harness.report.sensitivity import sensitivity_section
+from harness.report.sparsity import per_parameter_sparsity_section
 from harness.report.tables import devices_section, lab_tables_section, provenance_section, storage_section
+from harness.report.variants import methods_section, quantization_section, runtime_section, structured_section
 
 Section = Callable[[pd.DataFrame, Path], list[Block]]
 
-# Report order. A new section (structured pruning, sensitivity, quantization, Pareto) is a function added here.
+# Report order. A new section is a function added here; a section whose data is absent returns no blocks.
 SECTIONS: list[Section] = [
     provenance_section,
     devices_section,
     lab_tables_section,
+    per_parameter_sparsity_section,
     storage_section,
     plots_section,
+    methods_section,
+    structured_section,
+    runtime_section,
+    sensitivity_section,
+    quantization_section,
+    pareto_section,
 ]
 
 

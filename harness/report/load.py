@@ -206,7 +206,8 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     """One row per (device result, model file), with manifest fields, device facts and measurements.
 
     frame.attrs holds what is not per row: "host" (the workstation's device facts), "bundle_dir", "bundle_id",
-    "manifest" (created, profile, edgeprune_version) and "results" ([{"path", "device"}] in the order given).
+    "manifest" (created, profile, edgeprune_version, sensitivity, sensitivity_conclusions) and "results"
+    ([{"path", "device"}] in the order given).
     """
     if not result_paths:
         raise ReportError("no result files were given; pass one or more RESULT.json written by `runner bench`")
@@ -233,7 +234,8 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
         "host": dict(manifest.get("host") or {}),
         "bundle_dir": str(bundle_dir),
         "bundle_id": manifest["bundle_id"],
-        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version")},
+        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity",
+                                                        "sensitivity_conclusions")},
         "results": [{"path": str(path), "device": label} for path, label in zip(paths, labels)],
     }
     return frame

@@ -1,0 +1,223 @@
+"""The report's comparison sections (per-parameter sparsity, storage ratios, methods, structured, runtime,
+sensitivity, quantization, Pareto) on a synthetic bundle: present with their data, absent without it."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report import build_report, load_frame
+from harness.report.pareto import pareto_mask
+from harness.report.sparsity import sparsity_table
+from harness.report.variants import quantization_rows
+from test_report import measurement, section, synthetic_manifest, synthetic_result, write_json
+
+DEVICE = "pi5 (threads 0, batch 1)"
+
+
+def file(name, fmt, nbytes):
+    return {"path": f"models/{name}.{fmt}.onnx", "format": fmt, "bytes": nbytes, "sha256": "3" * 64}
+
+
+def rich_manifest():
+    manifest = synthetic_manifest()
+    base = {k: v for k, v in manifest["models"][0].items() if k not in ("files", "name")}
+    extra = []
+    for method, accuracy in (("wanda", 0.972), ("random", 0.90)):
+        for iteration, sparsity in ((1, 0.5), (2, 0.75)):
+            name = f"mnist-ffn-repeated-{method}-it{iteration}"
+            extra.append({**base, "name": name, "experiment": "repeated", "method": method, "iteration": iteration,
+                          "sparsity": sparsity, "accuracy": accuracy - 0.01 * iteration,
+                          "files": [file(name, "onnx", 40_500)]})
+    for method, ratio, params in (("neurons-l1", 0.5, 6_000), ("layers", 0.25, 8_000)):
+        name = f"mnist-ffn-structured-{method}"
+        extra.append({**base, "name": name, "experiment": "structured", "method": method, "structure_ratio": ratio,
+                      "finetuned": True, "iteration": 0, "sparsity": 0.0, "params": params, "nonzero_params": params,
+                      "accuracy": 0.96, "files": [file(name, "onnx", params * 4)]})
+    name = "mnist-ffn-quant"
+    extra.append({**base, "name": name, "experiment": "repeated", "method": "l1", "iteration": 3, "sparsity": 0.9,
+                  "accuracy": 0.95, "files": [file(name, "onnx", 40_500), file(name, "onnx-int8-dynamic", 10_500),
+                                              file(name, "onnx-int8-static", 10_400)]})
+    manifest["models"] += extra
+    for m in manifest["models"]:
+        s = m["sparsity"]
+        m["sparsity_per_parameter"] = {"fc.weight": s * 1.1, "fc.bias": 0.0, "out.weight": s * 0.5}
+        m["sparsity_overall"] = s * 0.99
+        m["host_latency_ms"] = 0.2
+        m["storage"] = {**m["storage"], "bitmask": m["storage"]["csr"] - 100}
+    manifest["sensitivity"] = [
+        {"task": "mnist", "model": "ffn", "group": group, "kind": "unstructured", "ratio": ratio,
+         "accuracy": 0.98 - drop * ratio, "baseline_accuracy": 0.98, "params_removed": 100}
+        for group, drop in (("fc", 0.002), ("out", 0.2)) for ratio in (0.25, 0.5, 0.75)
+    ]
+    return manifest
+
+
+def rich_result(manifest, static_accuracy=0.93):
+    result = synthetic_result(manifest, 0, {})
+    for entry in result["models"]:
+        if entry["format"] == "onnx-int8-static":
+            entry["accuracy"] = static_accuracy
+        if entry["format"].startswith("onnx-int8"):
+            entry["latency_ms"]["p50"] = 0.02
+        if "structured" in entry["name"]:
+            entry["latency_ms"]["p50"] = 0.03
+    return result
+
+
+@pytest.fixture
+def rich(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    manifest = rich_manifest()
+    write_json(bundle / "manifest.json", manifest)
+    result = write_json(tmp_path / "pi5.json", rich_result(manifest))
+    out = tmp_path / "report"
+    md = build_report([result], bundle, out).read_text()
+    return {"md": md, "out": out, "bundle": bundle, "result": result, "manifest": manifest, "tmp": tmp_path}
+
+
+def test_new_sections_appear_with_their_data(rich):
+    md = rich["md"]
+    for heading in ("## Sparsity per parameter", "## Pruning methods compared", "## Structured pruning",
+                    "## Runtime: host PyTorch vs device ONNX Runtime", "## Sensitivity", "## Pruning + quantization",
+                    "## Pareto frontiers", "### What the sparse-initializer file buys on the device"):
+        assert heading + "\n" in md, heading
+    pngs = {p.name for p in rich["out"].glob("*.png")}
+    assert "sensitivity-mnist-ffn-unstructured.png" in pngs
+    assert {"pareto-pi5-threads-auto-batch-1-mnist-accuracy-vs-latency.png",
+            "pareto-pi5-threads-auto-batch-1-mnist-accuracy-vs-size.png"} <= pngs
+    for name in ("methods.csv", "quantization-pi5-threads-auto-batch-1.csv", "runtime-mnist.csv"):
+        assert (rich["out"] / name).exists()
+
+
+def test_new_sections_absent_without_their_data(tmp_path):
+    manifest = synthetic_manifest()
+    for m in manifest["models"]:
+        m["files"] = m["files"][:1]  # no onnx-sparse twin either
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    write_json(bundle / "manifest.json", manifest)
+    result = write_json(tmp_path / "r.json", synthetic_result(manifest, 0, {}))
+    md = build_report([result], bundle, tmp_path / "report").read_text()
+    for heading in ("Sparsity per parameter", "Pruning methods compared", "Structured pruning", "Runtime:",
+                    "Sensitivity", "Pruning + quantization", "sparse-initializer"):
+        assert heading not in md, heading
+    assert "## Pareto frontiers" in md  # any measured file has a frontier
+
+
+def test_sparsity_table_rows(rich):
+    md = rich["md"]
+    table = section(md, "### repeated · l1, seed 0")
+    lines = [line for line in table.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| Parameter | Iteration 1 | Iteration 2 | Iteration 3 |"
+    assert [line.split(" | ")[0][2:] for line in lines[1:]] == [
+        "fc.bias", "fc.weight", "out.weight", "across pruned parameters", "whole model"]
+    assert "| fc.weight | 55.00 | 82.50 |" in table  # seed 0 only: 0.5 x 1.1, 0.75 x 1.1
+    assert "| across pruned parameters | 50.00 | 75.00 | 90.00 |" in table
+    assert "| whole model | 49.50 | 74.25 | 89.10 |" in table
+
+
+def test_sparsity_table_direct():
+    rows = pd.DataFrame({"iteration": [2, 1], "sparsity": [0.6, 0.3], "sparsity_overall": [0.5, 0.25],
+                         "sparsity_per_parameter.layers.10.weight": [0.7, 0.4],
+                         "sparsity_per_parameter.layers.2.weight": [0.5, np.nan]})
+    table = sparsity_table(rows)
+    assert list(table.columns) == ["Parameter", "Iteration 1", "Iteration 2"]
+    assert table["Parameter"].tolist() == ["layers.2.weight", "layers.10.weight", "across pruned parameters",
+                                           "whole model"]
+    assert table["Iteration 1"].round(6).tolist()[1:] == [40.0, 30.0, 25.0]
+
+
+def test_storage_ratios_and_coo_explanation(rich):
+    storage = section(rich["md"], "## Host storage")
+    assert "| Best representation | Best / entropy bound | lab_coo / entropy bound |" in storage
+    # 75% model, seed 0: nonzero 2,500 -> bitmask 2,500 x 8 + 304, entropy bound 7,500, lab_coo 50,000 bytes.
+    assert "| bitmask | 2.71× | 6.67× |" in storage
+    assert "indices [2, nnz] int64" in storage and "biases" in storage
+    sparse = section(rich["md"], "### What the sparse-initializer file buys on the device")
+    assert "Size sparse/dense" in sparse and "Load (ms) sparse" in sparse and "Peak RSS (MB) sparse" in sparse
+
+
+def test_methods_paragraph(rich):
+    methods = section(rich["md"], f"### pi5 (threads auto, batch 1)")
+    # Shared levels 50% and 75%: the highest is 75; l1 is the mean of seeds 0, 1 (95.5, 95.7).
+    assert "At 75% sparsity after repeated pruning: l1 95.60%, wanda 95.20%, random 88.00%." in methods
+
+
+def test_structured_table(rich):
+    table = section(rich["md"], "### pi5 (threads auto, batch 1) · mnist")
+    assert "| Structure Pruned | Sparsity Rate (%) | Accuracy (%) | Latency (s) | Disk Size (MB) |" in table
+    # 6,000 of the baseline's 10,000 params: 40% sparsity rate; p50 0.03 ms vs 0.05 ms dense; 24 kB vs 40.5 kB.
+    assert "| neurons-l1 50% + fine-tune | 40.00 | 96.00 | 0.00003 | 0.024 | 1.67× | 0.59× |" in table
+    assert "| none (dense) | 0.00 | 98.00 |" in table
+
+
+def test_runtime_table_and_same_machine_note(rich):
+    runtime = section(rich["md"], "## Runtime: host PyTorch vs device ONNX Runtime")
+    variants = [line.split(" | ")[0][2:] for line in runtime.splitlines() if line.startswith("| ")][1:]
+    assert variants == ["none (dense)", "neurons-l1 50% + fine-tune", "layers 25% + fine-tune", "repeated l1 it3"]
+    assert "PyTorch eager, batch 1" in runtime and "workstation" in runtime
+    assert "is another machine than the workstation" in runtime
+
+
+def test_runtime_like_for_like_when_same_machine(rich):
+    data = rich_result(rich["manifest"])
+    data["device"].update(hostname="ws", cpu_model="Workstation CPU 9000")
+    path = write_json(rich["tmp"] / "ws.json", data)
+    md = build_report([path], rich["bundle"], rich["tmp"] / "report2").read_text()
+    assert "is the workstation itself (same hostname and CPU model)" in section(md, "## Runtime: host PyTorch vs "
+                                                                                    "device ONNX Runtime")
+
+
+def test_sensitivity_table_heatmap_and_conclusions(rich):
+    sens = section(rich["md"], "### mnist · ffn · unstructured")
+    assert "| Group | 25% | 50% | 75% |" in sens and "| out | 93.00 | 88.00 | 83.00 |" in sens
+    conclusions = section(rich["md"], "### Conclusions")
+    assert "At 50% unstructured pruning, out is the most sensitive group (10.00 points below the baseline) and fc " \
+           "the least (0.10 points)." in conclusions
+
+
+def test_sensitivity_conclusions_from_manifest(rich):
+    manifest = copy.deepcopy(rich["manifest"])
+    manifest["sensitivity_conclusions"] = ["The output layer matters most."]
+    write_json(rich["bundle"] / "manifest.json", manifest)
+    md = build_report([rich["result"]], rich["bundle"], rich["tmp"] / "report2").read_text()
+    conclusions = section(md, "### Conclusions")
+    assert "- The output layer matters most." in conclusions and "most sensitive group" not in conclusions
+
+
+@pytest.mark.parametrize("static_accuracy,flagged", [(0.93, True), (0.945, False), (0.94, False)])
+def test_quantization_flag(rich, static_accuracy, flagged):
+    path = write_json(rich["tmp"] / "q.json", rich_result(rich["manifest"], static_accuracy))
+    frame = load_frame([path], rich["bundle"])
+    rows = quantization_rows(frame)
+    assert sorted(rows["format"]) == ["onnx", "onnx-int8-dynamic", "onnx-int8-static"]
+    assert rows["quant_flag"].tolist() == [False, False, flagged]  # 1.0 point exactly is not flagged
+    md = build_report([path], rich["bundle"], rich["tmp"] / "rq").read_text()
+    quant = section(md, "## Pruning + quantization")
+    assert ("⚠ mnist-ffn-quant (static int8)" in md) == flagged
+    assert "| Pruning Technique | Quantization | Sparsity Rate (%) | Accuracy (%) | Disk Size (MB) | Latency (s) |" \
+        in md and "## Pruning + quantization" in md and quant is not None
+
+
+def test_pareto_mask_hand_made():
+    accuracy = np.array([90.0, 95.0, 95.0, 80.0, 95.0, 99.0, np.nan])
+    cost = np.array([1.0, 2.0, 2.0, 1.5, 3.0, 5.0, 0.1])
+    # 0: cheapest; 1 and 2: identical, both kept; 3: dominated by 0; 4: dominated by 1; 5: most accurate; 6: NaN.
+    assert pareto_mask(accuracy, cost).tolist() == [True, True, True, False, False, True, False]
+
+
+def test_pareto_section_marks_and_best_deployable(rich):
+    pareto = section(rich["md"], "### pi5 (threads auto, batch 1) · mnist")
+    pareto = rich["md"][rich["md"].index("## Pareto frontiers"):]
+    assert "Best deployable: mnist-ffn-structured-neurons-l1 (onnx)" not in pareto  # 96% is 2 points below dense
+    assert "Best deployable: mnist-ffn-quant (onnx-int8-dynamic), 95.00%" not in pareto
+    frame = pd.read_csv(rich["out"] / "pareto-pi5-threads-auto-batch-1-mnist.csv")
+    dense = frame[(frame["name"] == "mnist-ffn-baseline-it0") & (frame["format"] == "onnx")].iloc[0]
+    assert bool(dense["frontier_latency"])  # most accurate file and as fast as any other 98% file
+    random = frame[frame["name"] == "mnist-ffn-repeated-random-it2"].iloc[0]
+    assert not random["frontier_latency"] and not random["frontier_size"]
