@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from harness.report.load import is_missing
 from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
@@ -47,11 +48,12 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
     front = points[frontier].sort_values(x)
     ax.plot(front[x], front["device_accuracy_pct"], color="tab:red", marker="o", linewidth=1.5,
             label="Pareto frontier", zorder=3)
-    for index, (_, row) in enumerate(front.iterrows()):
-        # Neighbouring frontier points are often close; staggered offsets with a leader line keep labels apart.
-        ax.annotate(row["label"], (row[x], row["device_accuracy_pct"]), textcoords="offset points",
-                    xytext=(12, 14 - 16 * (index % 4)), fontsize=7, color="tab:red",
-                    arrowprops={"arrowstyle": "-", "color": "tab:red", "linewidth": 0.5})
+    # Frontier points are often close together, so they carry numbers and the legend names them.
+    handles = []
+    for number, (_, row) in enumerate(front.iterrows(), start=1):
+        ax.annotate(str(number), (row[x], row["device_accuracy_pct"]), textcoords="offset points", xytext=(4, 4),
+                    fontsize=8, fontweight="bold", color="tab:red")
+        handles.append(Line2D([], [], linestyle="none", label=f"{number}: {row['label']}"))
     positive = points[x][points[x] > 0]
     if len(positive) and positive.max() / positive.min() > 20:
         ax.set_xscale("log")
@@ -59,7 +61,10 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Device accuracy (%)")
     ax.grid(True, alpha=0.35)
-    ax.legend(loc="lower right", fontsize=8)
+    first = ax.legend(loc="lower right", fontsize=8)
+    ax.add_artist(first)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="Frontier",
+              handlelength=0)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
 
 
