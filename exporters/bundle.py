@@ -100,8 +100,12 @@ def bundle_id(entries: list[dict]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profile: str) -> Path:
-    """Write the whole bundle into a temporary folder beside out_dir, then swap it in (never half-written)."""
+def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profile: str,
+                 sensitivity: list[dict] | None = None) -> Path:
+    """Write the whole bundle into a temporary folder beside out_dir, then swap it in (never half-written).
+
+    `sensitivity` (rows of harness.experiments.sensitivity) becomes the manifest's top-level "sensitivity".
+    """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -125,6 +129,8 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
             "edgeprune_version": harness.__version__, "profile": profile, "host": device_facts(),
             "evals": evals, "models": models,
         }
+        if sensitivity:
+            manifest["sensitivity"] = sensitivity
         write_json(staging / "manifest.json", manifest)
         old = out_dir.with_name(f".{out_dir.name}.old")
         if old.exists():

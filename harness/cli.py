@@ -31,7 +31,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     from exporters.bundle import build_bundle, export_variant
     from harness.data import resolve_data_dir
     from harness.experiments.store import runs_root
-    from harness.pipeline import DEFAULT_TASKS, ExportSettings, run_experiments
+    from harness.pipeline import DEFAULT_TASKS, ExportSettings, collect_sensitivity, run_experiments
 
     def split(value):
         return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
@@ -41,7 +41,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
                               runs_dir=runs_root(runs_dir), quiet=quiet)
     variants = run_experiments(settings)
     exports = [(export_variant(v, task), task) for v, task in variants]
-    build_bundle(exports, out, profile)
+    build_bundle(exports, out, profile, sensitivity=collect_sensitivity(settings))
 
 
 @cli.command("report")

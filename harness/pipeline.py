@@ -12,6 +12,8 @@ from harness.errors import EdgepruneError
 from harness.experiments.baseline import trained_baseline
 from harness.experiments.imp import imp_with_rewinding
 from harness.experiments.repeated import repeated_pruning
+from harness.experiments.sensitivity import SensitivitySettings, sensitivity_analysis
+from harness.experiments.structured import StructuredSettings, structured_pruning
 from harness.experiments.settings import PROFILES, PruneSettings, TrainSettings
 from harness.experiments.variant import Variant
 
@@ -26,6 +28,8 @@ class TaskPlan:
     repeated_methods: tuple[str, ...] = ("l1",)
     imp_methods: tuple[str, ...] = ("l1",)
     amount: float = 0.33          # fraction of the remaining weights pruned per round
+    structured: tuple[tuple[str, str, float], ...] = ()    # (structure, importance, ratio) per structured variant
+    sensitivity_ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
 
 
 def run_baseline(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
@@ -43,15 +47,30 @@ def run_imp(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
                                quiet)]
 
 
+def run_structured(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
+    return [structured_pruning(root, ts, StructuredSettings(kind=kind, importance=importance, ratio=ratio), task,
+                               index, quiet) for index, (kind, importance, ratio) in enumerate(plan.structured)]
+
+
+def run_sensitivity(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
+    """No variants: the rows are cached in the run folder and read by collect_sensitivity for the manifest."""
+    sensitivity_analysis(root, ts, task, SensitivitySettings(ratios=plan.sensitivity_ratios), quiet)
+    return []
+
+
 # Experiment name -> runner of that experiment for one task and seed. Adding one is a function and a line here.
 EXPERIMENTS: dict[str, Callable[..., list[Variant]]] = {
     "baseline": run_baseline,
     "repeated": run_repeated,
     "imp": run_imp,
+    "structured": run_structured,
+    "sensitivity": run_sensitivity,
 }
 # The configured tasks of `make export`, in order. Adding a task is a loader, a model and a line here.
 PLANS: dict[str, TaskPlan] = {
-    "mnist": TaskPlan("mnist", "ffn"),
+    "mnist": TaskPlan("mnist", "ffn", experiments=("baseline", "repeated", "imp", "structured", "sensitivity"),
+                      structured=(("neurons", "l1", 0.25), ("neurons", "l1", 0.5), ("neurons", "l1", 0.75),
+                                  ("neurons", "l2", 0.5))),
 }
 DEFAULT_TASKS = ("mnist",)
 
@@ -95,3 +114,21 @@ def run_experiments(settings: ExportSettings) -> list[tuple[Variant, TaskData]]:
                         seen.add(variant.name)
                         out.append((variant, task))
     return out
+
+
+def collect_sensitivity(settings: ExportSettings) -> list[dict]:
+    """Sensitivity rows of every selected plan that runs `sensitivity` (cached by run_experiments: no recompute)."""
+    profile, rows, loaded = PROFILES[settings.profile], [], {}
+    for plan_name in settings.tasks:
+        plan = PLANS[plan_name]
+        if "sensitivity" not in plan.experiments or (settings.experiments and "sensitivity" not in settings.experiments):
+            continue
+        if plan.task not in loaded:
+            loaded[plan.task] = load_task(plan.task, settings.data_dir, profile.train_limit, profile.eval_limit)
+        for seed in range(settings.seeds):
+            ts = TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs,
+                               epochs=profile.epochs, seed=seed,
+                               train_limit=profile.train_limit, eval_limit=profile.eval_limit)
+            rows += sensitivity_analysis(settings.runs_dir, ts, loaded[plan.task],
+                                         SensitivitySettings(ratios=plan.sensitivity_ratios), settings.quiet)
+    return rows

@@ -27,7 +27,7 @@ class Variant:
     method: str
     iteration: int
     seed: int
-    model: dict                      # {"name": "ffn", "kwargs": {...}}: enough to rebuild the architecture
+    model: dict                      # {"name": "ffn", "kwargs": {...}, "plan"?: structured plan}: the architecture
     metrics: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)   # experiment-specific keys copied into the manifest
     folder: Path | None = None
@@ -40,6 +40,9 @@ class Variant:
     def build(self, task: TaskData, with_masks: bool = False) -> nn.Module:
         """Rebuild the model with its trained weights; `with_masks` re-attaches the pruning masks."""
         model = build_model(self.model["name"], task, **self.model.get("kwargs", {}))
+        if self.model.get("plan"):   # structured pruning: slice the base architecture before loading weights
+            from harness.structured import apply_plan
+            apply_plan(model, self.model["plan"])
         model.load_state_dict(load_tensors(self.folder / "state.pt"))
         if with_masks and (self.folder / "masks.pt").exists():
             apply_masks(model, load_tensors(self.folder / "masks.pt"))

@@ -1,0 +1,64 @@
+"""Structured pruning: remove whole neurons/channels/heads/layers from the trained baseline, then fine-tune.
+
+The result is a smaller dense model (its ONNX file is smaller and faster, unlike unstructured sparsity). Its
+variant stores the slicing plan in `model["plan"]`, so Variant.build rebuilds it from the run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+
+from harness.data import TaskData
+from harness.experiments.baseline import trained_baseline, train_folder, variant_name
+from harness.experiments.settings import TrainSettings
+from harness.experiments.store import ensure_config, settings_hash
+from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
+from harness.structured import prune_structured, structure_ratio
+from harness.training import seed_everything, train
+
+
+@dataclass(frozen=True)
+class StructuredSettings:
+    """One structured pruning of the trained baseline."""
+    kind: str = "neurons"          # neurons | channels | heads | layers
+    importance: str = "l1"         # l1 | l2: norm of a unit's weights
+    ratio: float = 0.5             # fraction of the units of every group removed
+    round_to: int = 0              # kept widths rounded up to a multiple of this (0: no rounding)
+    include_next: bool = False     # importance also counts the unit's input columns in the next layer
+    finetune_epochs: int = 1       # 0: no fine-tuning
+
+    @property
+    def method(self) -> str:
+        return "layers" if self.kind == "layers" else f"{self.kind}-{self.importance}"
+
+
+def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: TaskData, index: int = 0,
+                       quiet: bool = False) -> Variant:
+    """The pruned (and fine-tuned) variant; reused when its content-addressed folder is finished."""
+    folder = train_folder(root, ts) / f"structured-{settings_hash(ss)}"
+    if is_finished(folder):
+        variant = load_variant(folder)
+        variant.iteration = index
+        return variant
+    base = trained_baseline(root, ts, task, quiet)
+    ensure_config(folder, ss)
+    model, plan = prune_structured(base.build(task), ss.kind, ss.ratio, ss.importance, ss.round_to, ss.include_next)
+    info = None
+    if ss.finetune_epochs > 0:
+        seed_everything(ts.seed)
+        info = train(model, task.train_x, task.train_y, dataclasses.replace(ts.train_config, epochs=ss.finetune_epochs),
+                     seed=ts.seed, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet)
+    variant = Variant(name=variant_name(ts, "structured", f"{ss.method}-r{round(ss.ratio * 100)}"
+                                        + (f"-round{ss.round_to}" if ss.round_to else "")),
+                      task=ts.task, experiment="structured", method=ss.method, iteration=index, seed=ts.seed,
+                      model={**base.model, "plan": plan},
+                      extra={"structure_ratio": structure_ratio(plan), "finetuned": ss.finetune_epochs > 0,
+                             "round_to": ss.round_to, "importance": ss.importance, "structure": ss.kind})
+    variant = save_variant(variant, model, task, folder, **({"train": info} if info else {}))
+    if not quiet:
+        m = variant.metrics
+        print(f"  structured {ss.method} {ss.ratio:g}: params {m['params']} accuracy {m['accuracy']:.2%} "
+              f"(dense {base.metrics['accuracy']:.2%})", file=sys.stderr)
+    return variant
