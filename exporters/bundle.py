@@ -18,6 +18,7 @@ from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
 from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff, same_predictions
+from exporters.quantize import INT8_EXPERIMENTS, export_int8
 from exporters.sparse_onnx import write_sparse_onnx
 from runners.device import device_facts
 from runners.package import write_runner
@@ -40,11 +41,12 @@ class Exported:
     checks: dict = field(default_factory=dict)
 
 
-def export_variant(variant: Variant, task: TaskData) -> Exported:
+def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -> Exported:
     """ONNX files of one variant, cached beside its weights (a finished run is never re-exported).
 
     Every variant gets a dense ONNX file; a variant with unstructured sparsity also gets a twin whose pruned
     weights are sparse initializers, checked to predict exactly what the dense file predicts on the eval set.
+    `int8` (default: baseline and structured variants) adds dynamic and static int8 twins (exporters.quantize).
     """
     folder = variant.folder
     onnx_path, sparse_path, check_path = folder / "model.onnx", folder / "model.sparse.onnx", folder / "onnx-check.json"
@@ -61,7 +63,12 @@ def export_variant(variant: Variant, task: TaskData) -> Exported:
     files = [ModelFile(onnx_path, "onnx")]
     if sparse_wanted:
         files.append(ModelFile(sparse_path, "onnx-sparse"))
-    return Exported(variant, files, read_json(check_path))
+    checks = read_json(check_path)
+    if int8 if int8 is not None else variant.experiment in INT8_EXPERIMENTS:
+        int8_files, int8_checks = export_int8(onnx_path, task.train_x, task.eval_x)   # calibrated on train inputs
+        files += [ModelFile(path, fmt) for path, fmt in int8_files]
+        checks = {**checks, **int8_checks}
+    return Exported(variant, files, checks)
 
 
 def _file_entry(src: Path, rel: str, fmt: str | None, bundle: Path) -> dict:

@@ -29,6 +29,7 @@ def cli() -> None:
 def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet) -> None:
     """Train, prune and export every configured variant into a device bundle."""
     from exporters.bundle import build_bundle, export_variant
+    from exporters.quantize import int8_selection
     from harness.data import resolve_data_dir
     from harness.experiments.store import runs_root
     from harness.pipeline import DEFAULT_TASKS, ExportSettings, collect_sensitivity, run_experiments
@@ -40,7 +41,8 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
                               experiments=split(experiments), data_dir=resolve_data_dir(data_dir),
                               runs_dir=runs_root(runs_dir), quiet=quiet)
     variants = run_experiments(settings)
-    exports = [(export_variant(v, task), task) for v, task in variants]
+    int8 = int8_selection([v for v, _ in variants])
+    exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in variants]
     build_bundle(exports, out, profile, sensitivity=collect_sensitivity(settings))
 
 

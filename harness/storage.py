@@ -6,15 +6,19 @@ Representations (keys of the manifest's `storage`):
 - `csr`: prunable weights as CSR with the narrowest unsigned index types that fit, other tensors dense;
 - `bitmask`: prunable weights as a packed 1-bit-per-element nonzero mask plus the nonzero float32 values;
 - `bitmask_deflate`: the same arrays in a deflate-compressed zip (the mask compresses towards its entropy);
+- `bitmask_int8`: the bitmask with the nonzero values as int8 and one float32 scale per row (symmetric,
+  max |w| of the row -> 127): lossy, about 4x smaller values; `load_compact` dequantizes;
+- `torch_dynamic_int8`: torch.save of the state_dict of torch.ao.quantization.quantize_dynamic (Linear -> int8);
 - `entropy_bound`: not a file but the information-theoretic size of the same weights: nonzero values at 32 bits,
   plus numel x binary entropy of the density for each prunable tensor, plus the unpruned tensors at 32 bits.
-`csr`, `bitmask` and `bitmask_deflate` are .npz files that `load_compact` turns back into a state_dict.
+`csr`, `bitmask`, `bitmask_deflate` and `bitmask_int8` are .npz files that `load_compact` turns back into a state_dict.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +29,7 @@ from harness.errors import EdgepruneError
 from harness.io import write_bytes
 from harness.metrics import prunable_names, saved_size, without_reparametrization
 
-COMPACT_FORMATS = ("csr", "bitmask", "bitmask_deflate")
+COMPACT_FORMATS = ("csr", "bitmask", "bitmask_deflate", "bitmask_int8")
 SEP = "::"
 
 
@@ -59,6 +63,14 @@ def encode_compact(state: dict[str, torch.Tensor], prunable: set[str], fmt: str)
             arrays[f"{name}{SEP}row_ptr"] = row_ptr.astype(narrowest_uint(int(row_ptr[-1])))
             arrays[f"{name}{SEP}col"] = cols.astype(narrowest_uint(max(m.shape[1] - 1, 0)))
             arrays[f"{name}{SEP}values"] = m[rows, cols]
+        elif fmt == "bitmask_int8":
+            m = _as_matrix(a)
+            scale = (np.abs(m).max(axis=1) / 127).astype(np.float32)
+            scale[scale == 0] = 1
+            nonzero = m != 0             # the pruning mask; a weight that rounds to int8 0 is kept as a stored 0
+            arrays[f"{name}{SEP}bits"] = np.packbits(nonzero.ravel())
+            arrays[f"{name}{SEP}values"] = np.clip(np.round(m / scale[:, None]), -127, 127).astype(np.int8)[nonzero]
+            arrays[f"{name}{SEP}scale"] = scale
         else:
             flat = a.ravel()
             nonzero = flat != 0
@@ -81,6 +93,11 @@ def decode_compact(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
             mask = np.unpackbits(arrays[f"{name}{SEP}bits"], count=n).astype(bool)
             flat = np.zeros(n, dtype=values.dtype)
             flat[mask] = values
+            if f"{name}{SEP}scale" in arrays:        # bitmask_int8: dequantize with each value's row scale
+                scale = arrays[f"{name}{SEP}scale"]
+                per_row = mask.reshape(len(scale), -1).sum(axis=1)
+                flat = np.zeros(n, dtype=np.float32)
+                flat[mask] = values.astype(np.float32) * np.repeat(scale, per_row)
             dense = flat.reshape(shape)
         else:
             row_ptr = arrays[f"{name}{SEP}row_ptr"].astype(np.int64)
@@ -145,10 +162,21 @@ def lab_coo_state_dict(model: nn.Module) -> dict:
     return {k: v.to_sparse() for k, v in plain.state_dict().items()}
 
 
+def torch_dynamic_int8_bytes(model: nn.Module) -> int:
+    """Saved size of the state_dict after PyTorch dynamic int8 quantization of the Linear layers (packed
+    int8 weights with per-tensor scales; the zeros are stored, so this is dense int8 size)."""
+    plain = without_reparametrization(model).eval()
+    with warnings.catch_warnings():      # torch deprecates quantized tensors in favour of torchao (not a dep)
+        warnings.simplefilter("ignore")
+        quantized = torch.ao.quantization.quantize_dynamic(plain, {nn.Linear}, dtype=torch.qint8)
+    return saved_size(quantized.state_dict())
+
+
 def storage_sizes(model: nn.Module) -> dict[str, int]:
     """Bytes per representation of the same weights."""
     plain = without_reparametrization(model)
     sizes = {"dense": saved_size(plain.state_dict()), "lab_coo": saved_size(lab_coo_state_dict(model))}
     sizes.update({fmt: len(compact_bytes(model, fmt)) for fmt in COMPACT_FORMATS})
+    sizes["torch_dynamic_int8"] = torch_dynamic_int8_bytes(model)
     sizes["entropy_bound"] = entropy_bound_bytes(model)
     return sizes

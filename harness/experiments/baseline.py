@@ -17,6 +17,7 @@ def train_folder(root: Path, ts: TrainSettings) -> Path:
 
 
 def variant_name(ts: TrainSettings, experiment: str, method: str | None = None, iteration: int | None = None) -> str:
+    method = method.replace(":", "of") if method else method      # "2:4" -> "2of4": names become file names
     parts = [ts.task, ts.model, experiment, method, f"it{iteration}" if iteration is not None else None, f"s{ts.seed}"]
     return "-".join(p for p in parts if p)
 

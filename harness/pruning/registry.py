@@ -10,6 +10,10 @@ from torch import nn
 
 from harness.errors import EdgepruneError
 from harness.pruning.masks import global_prune
+from harness.pruning.lamp import lamp
+from harness.pruning.nm import two_four
+from harness.pruning.random_prune import random_unstructured
+from harness.pruning.wanda import wanda
 
 
 @dataclass
@@ -28,6 +32,7 @@ def l1_magnitude(model: nn.Module, amount: float, ctx: PruneContext) -> None:
 
 
 METHODS: dict[str, PruneFn] = {"l1": l1_magnitude}
+METHODS.update({"random": random_unstructured, "wanda": wanda, "2:4": two_four, "lamp": lamp})   # docs/methods.md
 
 
 def get_method(name: str) -> PruneFn:

@@ -1,0 +1,120 @@
+"""int8 ONNX files of a variant with onnxruntime.quantization: dynamic (weights int8, activations quantized on
+the fly) and static QDQ (weights and activations int8, activation ranges calibrated on training inputs).
+
+Order (docs/methods.md): prune -> fine-tune -> quantize. Quantization runs last, on the dense fp32 ONNX file of
+the final pruned weights, so its scales are fitted to the weights that will ship; zeros stay exactly zero under
+symmetric int8 weights, so the sparsity survives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quantize_dynamic, quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from harness.io import atomic_path
+
+INT8_FORMATS = ("onnx-int8-dynamic", "onnx-int8-static")
+INT8_EXPERIMENTS = ("baseline", "structured")    # plus the sparsest IMP iteration of each method (int8_selection)
+CALIBRATION_ROWS = 512
+
+
+class ArrayReader(CalibrationDataReader):
+    """Feeds calibration rows (training inputs, never the eval split) to the static quantizer in batches."""
+
+    def __init__(self, input_name: str, inputs: np.ndarray, batch: int = 64):
+        self._batches = iter([{input_name: np.ascontiguousarray(inputs[i : i + batch])}
+                              for i in range(0, len(inputs), batch)])
+
+    def get_next(self):
+        return next(self._batches, None)
+
+
+@contextlib.contextmanager
+def _quiet():
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _preprocessed(src: Path, tmp: Path) -> Path:
+    """quant_pre_process (shape inference + graph optimisation), which the quantizer's docs ask for."""
+    out = tmp / "pre.onnx"
+    with _quiet():
+        quant_pre_process(str(src), str(out), skip_symbolic_shape=False)
+    return out
+
+
+def quantize_dynamic_int8(src: Path, dst: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp, atomic_path(Path(dst)) as out, _quiet():
+        quantize_dynamic(str(_preprocessed(Path(src), Path(tmp))), str(out), weight_type=QuantType.QInt8,
+                         per_channel=False)
+    onnx.checker.check_model(str(dst), full_check=True)
+
+
+def quantize_static_int8(src: Path, dst: Path, calibration: np.ndarray, per_channel: bool = True) -> None:
+    """QDQ static int8: activations uint8 (asymmetric), weights int8 symmetric per output channel (the
+    U8S8 combination onnxruntime recommends for x86 CPUs); per-channel keeps small rows of pruned layers exact."""
+    input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
+    with tempfile.TemporaryDirectory() as tmp, atomic_path(Path(dst)) as out, _quiet():
+        quantize_static(str(_preprocessed(Path(src), Path(tmp))), str(out),
+                        ArrayReader(input_name, calibration[:CALIBRATION_ROWS]), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
+                        calibrate_method=CalibrationMethod.MinMax)
+    onnx.checker.check_model(str(dst), full_check=True)
+
+
+def int8_selection(variants) -> set[str]:
+    """Names of the variants that get int8 files: baselines, structured variants, and for each (task, seed,
+    method) the IMP iteration with the highest sparsity."""
+    chosen = {v.name for v in variants if v.experiment in INT8_EXPERIMENTS}
+    sparsest: dict[tuple, object] = {}
+    for v in variants:
+        if v.experiment == "imp":
+            key = (v.task, v.seed, v.method)
+            if key not in sparsest or v.metrics.get("sparsity", 0) > sparsest[key].metrics.get("sparsity", 0):
+                sparsest[key] = v
+    return chosen | {v.name for v in sparsest.values()}
+
+
+def _predictions(path: Path, inputs: np.ndarray, batch: int = 1000) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return np.concatenate([session.run(None, {name: inputs[i : i + batch]})[0].argmax(1)
+                           for i in range(0, len(inputs), batch)])
+
+
+def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray) -> tuple[list[tuple[Path, str]], dict]:
+    """Dynamic and static int8 twins of a dense ONNX file, cached beside it with their checks: the fraction of
+    eval rows whose argmax agrees with the fp32 file (`onnx_int8_*_agreement`)."""
+    folder = Path(onnx_path).parent
+    files = [(folder / "model.int8-dynamic.onnx", "onnx-int8-dynamic"),
+             (folder / "model.int8-static.onnx", "onnx-int8-static")]
+    check_path = folder / "int8-check.json"
+    if not (check_path.exists() and all(p.exists() for p, _ in files)):
+        from harness.io import write_json
+
+        quantize_dynamic_int8(onnx_path, files[0][0])
+        quantize_static_int8(onnx_path, files[1][0], calibration)
+        reference = _predictions(onnx_path, eval_x)
+        checks = {f"onnx_{fmt.removeprefix('onnx-').replace('-', '_')}_agreement":
+                  float((_predictions(path, eval_x) == reference).mean()) for path, fmt in files}
+        write_json(check_path, checks)
+    from harness.experiments.store import read_json
+
+    return files, read_json(check_path)

@@ -1,0 +1,143 @@
+"""Pruning methods beyond l1: random, wanda, 2:4, lamp -- exact sparsity, masks kept across rounds, data use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from harness.errors import EdgepruneError
+from harness.pruning import PruneContext, get_method, masks_of
+from harness.pruning.lamp import lamp_scores
+from harness.pruning.local import effective_weights
+from harness.pruning.wanda import input_feature_norms
+
+from conftest import FEATURES, make_ffn
+
+NEW_METHODS = ("random", "wanda", "2:4", "lamp")
+
+
+def ctx(seed: int = 0, rows: int = 64) -> PruneContext:
+    return PruneContext(calibration=np.random.default_rng(1).standard_normal((rows, FEATURES)).astype(np.float32),
+                        seed=seed)
+
+
+class TinyConv(nn.Module):
+    """Conv2d (3 x 3 x 3 = 27 inputs per row: 6 groups of 4 and a tail of 3) then Linear (6 * 4 * 4 = 96 inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.fc = nn.Linear(96, 5)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+
+def zeros_per_row(model) -> dict[str, torch.Tensor]:
+    return {n: (~m).reshape(m.shape[0], -1).sum(1) for n, m in masks_of(model).items()}
+
+
+@pytest.mark.parametrize("method", NEW_METHODS)
+def test_every_method_is_registered_and_keeps_pruned_weights_pruned(method):
+    model = make_ffn()
+    fn = get_method(method)
+    fn(model, 0.3, ctx(seed=1))
+    first = masks_of(model)
+    fn(model, 0.3, ctx(seed=2))
+    second = masks_of(model)
+    for name in first:
+        assert not torch.any(second[name] & ~first[name]), f"{method} {name}: a pruned weight came back"
+        assert torch.all(effective_weights(model)[name][~second[name]] == 0)
+
+
+@pytest.mark.parametrize("method", ["random", "wanda"])
+def test_random_and_wanda_prune_exactly_amount_of_the_remaining_weights_per_layer(method):
+    model = make_ffn()
+    fn = get_method(method)
+    for round_, seed in enumerate((3, 4), start=1):
+        before = masks_of(model)
+        fn(model, 0.3, ctx(seed=seed))
+        after = masks_of(model)
+        for name in before:
+            remaining = int(before[name].sum())
+            if method == "random":
+                assert int(after[name].sum()) == remaining - round(0.3 * remaining), (method, round_, name)
+            else:       # per row: every row loses round(0.3 * its remaining weights)
+                rows_before = before[name].reshape(before[name].shape[0], -1).sum(1)
+                rows_after = after[name].reshape(after[name].shape[0], -1).sum(1)
+                expected = rows_before - torch.round(0.3 * rows_before.double()).long()
+                assert torch.equal(rows_after, expected), name
+
+
+def test_random_depends_on_the_seed_and_only_on_it():
+    a, b, c = make_ffn(), make_ffn(), make_ffn()
+    get_method("random")(a, 0.5, ctx(seed=1))
+    get_method("random")(b, 0.5, ctx(seed=1))
+    get_method("random")(c, 0.5, ctx(seed=2))
+    ma, mb, mc = masks_of(a), masks_of(b), masks_of(c)
+    assert all(torch.equal(ma[n], mb[n]) for n in ma)
+    assert not all(torch.equal(ma[n], mc[n]) for n in ma)
+
+
+def test_wanda_prunes_the_input_feature_with_zero_activation_first():
+    model = make_ffn()
+    calibration = ctx().calibration.copy()
+    calibration[:, 5] = 0.0                                  # feature 5 never fires on the calibration batch
+    with torch.no_grad():
+        model.layers[0].weight[:, 5] = 100.0                 # ... although its weights are the largest
+    get_method("wanda")(model, 1 / FEATURES, PruneContext(calibration=calibration))
+    first = masks_of(model)["layers.0.weight"]
+    assert not first[:, 5].any(), "the dead feature's weights are pruned in every row"
+    assert first.sum(1).tolist() == [FEATURES - 1] * first.shape[0]    # and nothing else in the first layer
+    assert input_feature_norms(make_ffn(), calibration)["layers.0.weight"][5] == 0
+
+
+def test_wanda_without_calibration_says_so():
+    with pytest.raises(EdgepruneError, match="calibration"):
+        get_method("wanda")(make_ffn(), 0.3, PruneContext())
+
+
+@pytest.mark.parametrize("make", [make_ffn, TinyConv])
+def test_two_four_zeroes_exactly_two_of_every_four_and_keeps_its_mask(make):
+    model = make()
+    weights = {n: w.clone() for n, w in effective_weights(model).items()}
+    get_method("2:4")(model, 0.3, ctx())
+    first = masks_of(model)
+    for name, mask in first.items():
+        rows = mask.reshape(mask.shape[0], -1)
+        k = rows.shape[1]
+        full = k - k % 4
+        groups = rows[:, :full].reshape(rows.shape[0], -1, 4)
+        assert torch.all((~groups).sum(2) == 2), name
+        # the two zeros are the two smallest |w| of the group
+        w = weights[name].reshape(rows.shape)[:, :full].abs().reshape(groups.shape)
+        assert torch.all(w.masked_fill(groups, float("-inf")).amax(2)
+                         <= w.masked_fill(~groups, float("inf")).amin(2)), name
+        tail = rows[:, full:]
+        assert torch.all((~tail).sum(1) == (k - full) * 2 // 4), name
+    get_method("2:4")(model, 0.3, ctx())                    # a second round keeps the fixed pattern
+    second = masks_of(model)
+    assert all(torch.equal(first[n], second[n]) for n in first)
+    ffn_like = isinstance(model, TinyConv)
+    if ffn_like:
+        assert (~first["conv.weight"]).reshape(6, -1).sum(1).tolist() == [6 * 2 + 1] * 6   # 27 = 6 groups + 3 tail
+
+
+def test_lamp_scores_and_global_threshold():
+    w = torch.tensor([[1.0, -2.0], [3.0, 0.0]])
+    # ascending squares 0, 1, 4, 9; tail sums 14, 14, 13, 9
+    assert torch.allclose(lamp_scores(w), torch.tensor([[1 / 14, 4 / 13], [1.0, 0.0]], dtype=torch.float64))
+    model = make_ffn()
+    before = masks_of(model)
+    total = sum(int(m.sum()) for m in before.values())
+    scores = {n: lamp_scores(w) for n, w in effective_weights(model).items()}
+    get_method("lamp")(model, 0.6, ctx())
+    after = masks_of(model)
+    assert sum(int(m.sum()) for m in after.values()) == total - round(0.6 * total)   # exact global count
+    kept = torch.cat([scores[n][after[n]] for n in after])
+    removed = torch.cat([scores[n][~after[n]] for n in after])
+    assert kept.min() >= removed.max()                                                  # one global threshold
+    assert all(int(m.sum()) >= 1 for m in after.values())                              # every layer survives

@@ -1,0 +1,93 @@
+"""exporters.quantize (int8 ONNX twins) and the lossy int8 storage formats."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from exporters.onnx_export import export_onnx
+from exporters.quantize import export_int8, int8_selection, quantize_dynamic_int8, quantize_static_int8
+from harness import metrics
+from harness.experiments.variant import Variant
+from harness.pruning import PruneContext, get_method
+from harness.storage import compact_bytes, load_compact, storage_sizes
+from harness.training import TrainConfig, train
+
+from conftest import make_ffn
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_task):
+    model = make_ffn()
+    train(model, tiny_task.train_x, tiny_task.train_y, TrainConfig(epochs=3, batch_size=64, lr=0.01), seed=0,
+          label="quantize test", quiet=True)
+    get_method("l1")(model, 0.5, PruneContext())
+    path = tmp_path_factory.mktemp("q") / "model.onnx"
+    export_onnx(model, tiny_task.eval_x[:1], path)
+    return model, path
+
+
+def logits(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def test_dynamic_and_static_int8_load_and_agree_with_fp32(trained, tiny_task, tmp_path):
+    model, src = trained
+    dynamic, static = tmp_path / "d.onnx", tmp_path / "s.onnx"
+    quantize_dynamic_int8(src, dynamic)
+    quantize_static_int8(src, static, tiny_task.train_x)
+    reference = logits(src, tiny_task.eval_x).argmax(1)
+    for path in (dynamic, static):
+        onnx.checker.check_model(str(path), full_check=True)
+        ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+        assert ops & {"DynamicQuantizeLinear", "MatMulInteger", "QuantizeLinear", "DequantizeLinear"}, ops
+        assert (logits(path, tiny_task.eval_x).argmax(1) == reference).mean() >= 0.9, path.name
+        assert path.stat().st_size < src.stat().st_size
+
+
+def test_export_int8_caches_files_and_checks(trained, tiny_task, tmp_path):
+    _, src = trained
+    local = tmp_path / "model.onnx"
+    local.write_bytes(src.read_bytes())
+    files, checks = export_int8(local, tiny_task.train_x, tiny_task.eval_x)
+    assert [fmt for _, fmt in files] == ["onnx-int8-dynamic", "onnx-int8-static"]
+    assert checks["onnx_int8_static_agreement"] >= 0.9 and checks["onnx_int8_dynamic_agreement"] >= 0.9
+    stamp = files[1][0].stat().st_mtime_ns
+    assert export_int8(local, tiny_task.train_x, tiny_task.eval_x)[1] == checks
+    assert files[1][0].stat().st_mtime_ns == stamp                # cached: not quantized again
+
+
+def test_int8_selection_takes_baseline_structured_and_sparsest_imp():
+    def v(name, experiment, method, sparsity):
+        return Variant(name=name, task="t", experiment=experiment, method=method, iteration=0, seed=0, model={},
+                       metrics={"sparsity": sparsity})
+    variants = [v("base", "baseline", "", 0), v("s", "structured", "neurons", 0.5), v("r", "repeated", "l1", 0.9),
+                v("i1", "imp", "l1", 0.3), v("i2", "imp", "l1", 0.6), v("w1", "imp", "wanda", 0.3)]
+    assert int8_selection(variants) == {"base", "s", "i2", "w1"}
+
+
+def test_bitmask_int8_round_trip_keeps_mask_and_accuracy(trained, tiny_task):
+    model, _ = trained
+    plain = metrics.without_reparametrization(model)
+    state = load_compact(compact_bytes(model, "bitmask_int8"))
+    restored = make_ffn(seed=1)
+    restored.load_state_dict(state)
+    for name, tensor in plain.state_dict().items():
+        if name.endswith("weight"):
+            assert bool(((state[name] == 0) >= (tensor == 0)).all()), name     # pruned weights stay zero
+            step = tensor.abs().reshape(tensor.shape[0], -1).amax(1) / 127
+            assert bool(((state[name] - tensor).abs().reshape(tensor.shape[0], -1) <= step[:, None] / 2 + 1e-7)
+                        .all()), name
+    acc = metrics.accuracy(plain, tiny_task.eval_x, tiny_task.eval_y)
+    assert abs(metrics.accuracy(restored, tiny_task.eval_x, tiny_task.eval_y) - acc) <= 0.02
+
+
+def test_int8_storage_sizes_are_smaller_than_fp32(trained):
+    model, _ = trained
+    sizes = storage_sizes(model)
+    assert sizes["bitmask_int8"] < sizes["bitmask"]
+    assert sizes["torch_dynamic_int8"] < sizes["dense"]
