@@ -26,7 +26,12 @@ def cli() -> None:
 @click.option("--runs-dir", type=click.Path(path_type=Path), default=None, help="Run folders (default: runs/).")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("build/bundle"), show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet) -> None:
+@click.option("--model", "user_model", default=None, metavar="MODULE:FUNCTION",
+              help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
+@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default 0.33).")
+@click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
+def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet, user_model, amount,
+               rounds) -> None:
     """Train, prune and export every configured variant into a device bundle."""
     from exporters.bundle import build_bundle, export_variant
     from exporters.quantize import int8_selection
@@ -37,8 +42,16 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     def split(value):
         return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
-    settings = ExportSettings(profile=profile, seeds=seeds, tasks=split(tasks) or DEFAULT_TASKS,
-                              experiments=split(experiments), data_dir=resolve_data_dir(data_dir),
+    data_dir = resolve_data_dir(data_dir)
+    plans = split(tasks) or DEFAULT_TASKS
+    if user_model:
+        from harness.plugins import register_plugin
+        plans = (*(split(tasks) or ()), register_plugin(user_model, 0.33 if amount is None else amount, rounds,
+                                                        data_dir))
+    elif amount is not None or rounds is not None:
+        raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")
+    settings = ExportSettings(profile=profile, seeds=seeds, tasks=plans,
+                              experiments=split(experiments), data_dir=data_dir,
                               runs_dir=runs_root(runs_dir), quiet=quiet)
     variants = run_experiments(settings)
     int8 = int8_selection([v for v, _ in variants])

@@ -20,17 +20,22 @@ from harness.experiments.variant import Variant
 
 @dataclass(frozen=True)
 class TaskPlan:
-    """What `make export` runs for one task: its model and experiments, and their options."""
-    task: str
+    """What `make export` runs for one plan (a key of PLANS): the task it loads, its model, experiments, options."""
+    task: str                     # the TaskData loaded (harness.data TASKS); several plans may share one task
     model: str
     model_kwargs: tuple = ()
     experiments: tuple[str, ...] = ("baseline", "repeated", "imp")
     repeated_methods: tuple[str, ...] = ("l1",)
     imp_methods: tuple[str, ...] = ("l1",)
-    method_rounds: tuple[tuple[str, int], ...] = ()        # (method, rounds) capping a method's IMP rounds
     amount: float = 0.33          # fraction of the remaining weights pruned per round
     structured: tuple[tuple[str, str, float], ...] = ()    # (structure, importance, ratio) per structured variant
     sensitivity_ratios: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
+    rounds: int | None = None     # pruning rounds; None: the profile's
+    method_rounds: tuple[tuple[str, int], ...] = ()        # (method, rounds) capping a method's IMP rounds
+
+
+def plan_rounds(plan: TaskPlan, profile) -> int:
+    return profile.rounds if plan.rounds is None else plan.rounds
 
 
 def run_baseline(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
@@ -39,14 +44,16 @@ def run_baseline(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant
 
 def run_repeated(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
     return [v for method in plan.repeated_methods for v in
-            repeated_pruning(root, ts, PruneSettings(method=method, amount=plan.amount), profile.rounds, task, quiet)]
+            repeated_pruning(root, ts, PruneSettings(method=method, amount=plan.amount), plan_rounds(plan, profile),
+                             task, quiet)]
 
 
 def run_imp(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
     caps = dict(plan.method_rounds)
     return [v for method in plan.imp_methods for v in
             imp_with_rewinding(root, ts, PruneSettings(method=method, amount=plan.amount),
-                               min(profile.rounds, caps.get(method, profile.rounds)), task, quiet)]
+                               min(plan_rounds(plan, profile), caps.get(method, plan_rounds(plan, profile))),
+                               task, quiet)]
 
 
 def run_structured(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
@@ -68,7 +75,8 @@ EXPERIMENTS: dict[str, Callable[..., list[Variant]]] = {
     "structured": run_structured,
     "sensitivity": run_sensitivity,
 }
-# The configured tasks of `make export`, in order. Adding a task is a loader, a model and a line here.
+# The configured plans of `make export`, in order. Adding a task is a loader, a model and a line here.
+# harness.plugins adds a plan for a user's model (`harness export --model pkg.mod:build`) at run time.
 PLANS: dict[str, TaskPlan] = {
     "mnist": TaskPlan("mnist", "ffn", experiments=("baseline", "repeated", "imp", "structured", "sensitivity"),
                       # each IMP round retrains: the extra methods get 3 rounds, 2:4 one (its mask is fixed)
@@ -76,7 +84,11 @@ PLANS: dict[str, TaskPlan] = {
                       method_rounds=(("random", 3), ("wanda", 3), ("2:4", 1), ("lamp", 3)),
                       structured=(("neurons", "l1", 0.25), ("neurons", "l1", 0.5), ("neurons", "l1", 0.75),
                                   ("neurons", "l2", 0.5))),
+    "sst2": TaskPlan("sst2", "sst2-ffn", experiments=("baseline", "repeated")),
+    "sst2-transformer": TaskPlan("sst2", "transformer", experiments=("baseline", "repeated")),
 }
+# SST-2 plans are opt-in (`--tasks mnist,sst2,sst2-transformer`): with them the quick export misses its two minutes
+# on 2 cores (measured: +48 s for sst2, +170 s for sst2-transformer on a loaded machine).
 DEFAULT_TASKS = ("mnist",)
 
 
@@ -102,9 +114,13 @@ def run_experiments(settings: ExportSettings) -> list[tuple[Variant, TaskData]]:
         raise EdgepruneError(f"unknown task {unknown[0]!r}; known: {', '.join(PLANS)}.")
     profile = PROFILES[settings.profile]
     out: list[tuple[Variant, TaskData]] = []
-    for task_name in settings.tasks:
-        plan = PLANS[task_name]
-        task = load_task(task_name, settings.data_dir, profile.train_limit, profile.eval_limit)
+    loaded: dict[str, TaskData] = {}          # plans sharing a task load it once
+    for plan_name in settings.tasks:
+        plan = PLANS[plan_name]
+        task_name = plan.task
+        if task_name not in loaded:
+            loaded[task_name] = load_task(task_name, settings.data_dir, profile.train_limit, profile.eval_limit)
+        task = loaded[task_name]
         experiments = [e for e in plan.experiments if settings.experiments is None or e in settings.experiments]
         for seed in range(settings.seeds):
             ts = TrainSettings(task=task_name, model=plan.model, model_kwargs=plan.model_kwargs,
@@ -113,7 +129,7 @@ def run_experiments(settings: ExportSettings) -> list[tuple[Variant, TaskData]]:
             seen = set()
             for name in experiments:
                 if not settings.quiet:
-                    print(f"[{task_name} seed {seed}] {name}", file=sys.stderr)
+                    print(f"[{plan_name} seed {seed}] {name}", file=sys.stderr)
                 for variant in EXPERIMENTS[name](settings.runs_dir, ts, task, plan, profile, settings.quiet):
                     if variant.name not in seen:
                         seen.add(variant.name)

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from harness.data import mnist
+from harness.data import mnist, sst2
 from harness.errors import EdgepruneError
 
 
@@ -66,7 +66,24 @@ def load_mnist(data_dir: Path | None, train_limit: int | None, eval_limit: int |
     )
 
 
-TASKS: dict[str, Callable[..., TaskData]] = {"mnist": load_mnist}
+def load_sst2(data_dir: Path | None, train_limit: int | None, eval_limit: int | None) -> TaskData:
+    folder = sst2.locate(data_dir, cache_dir())
+    train_text, train_y = sst2.read_tsv(folder / "train.tsv")
+    eval_text, eval_y = sst2.read_tsv(folder / "dev.tsv")
+    vocab = sst2.build_vocab(train_text)          # from the whole training split, whatever the limit
+    train_x, train_y = _subset(sst2.encode(train_text, vocab), train_y, train_limit, seed=0)
+    eval_x, eval_y = _subset(sst2.encode(eval_text, vocab), eval_y, eval_limit, seed=1)
+    sample = f" (a fixed random sample of {len(eval_x)})" if eval_limit and eval_limit < len(eval_text) else ""
+    return TaskData(
+        name="sst2", train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y, num_classes=2,
+        description=f"SST-2 (GLUE) dev split{sample}, lower-cased whitespace tokens as int64 ids "
+                    f"(0 pad, 1 unknown, vocabulary of {len(vocab)} from the training split), "
+                    f"padded or truncated to {sst2.MAX_LEN}",
+        extra={"vocab_size": len(vocab), "max_len": sst2.MAX_LEN},
+    )
+
+
+TASKS: dict[str, Callable[..., TaskData]] = {"mnist": load_mnist, "sst2": load_sst2}
 
 
 def load_task(name: str, data_dir: Path | None, train_limit: int | None = None,

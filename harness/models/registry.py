@@ -8,6 +8,9 @@ from torch import nn
 
 from harness.errors import EdgepruneError
 from harness.models.ffn import FFN
+from harness.models.text import EmbeddingBagFFN, TransformerClassifier
+
+USER_PREFIX = "user-"   # user-<module>-<function>: a model from `harness export --model`, see harness.plugins
 
 
 def _mnist_ffn(task, **kw) -> nn.Module:
@@ -15,10 +18,22 @@ def _mnist_ffn(task, **kw) -> nn.Module:
                hidden_layers=kw.get("hidden_layers", 2), num_classes=task.num_classes)
 
 
-MODELS: dict[str, Callable[..., nn.Module]] = {"ffn": _mnist_ffn}
+def _sst2_ffn(task, **kw) -> nn.Module:
+    return EmbeddingBagFFN(vocab_size=task.extra["vocab_size"], num_classes=task.num_classes, **kw)
+
+
+def _transformer(task, **kw) -> nn.Module:
+    return TransformerClassifier(vocab_size=task.extra["vocab_size"], num_classes=task.num_classes,
+                                 max_len=task.extra.get("max_len", 48), **kw)
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {"ffn": _mnist_ffn, "sst2-ffn": _sst2_ffn, "transformer": _transformer}
 
 
 def build_model(name: str, task, **kw) -> nn.Module:
+    if name.startswith(USER_PREFIX) and name not in MODELS and "spec" in kw:
+        from harness.plugins import register_user_model   # a user model's run folder, rebuilt in a new process
+        register_user_model(kw["spec"])
     if name not in MODELS:
         raise EdgepruneError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}.")
     return MODELS[name](task, **kw)

@@ -1,0 +1,209 @@
+"""Your own model and data: `harness export --model pkg.module:build` or `--model path/to/file.py:build`.
+
+The function (called with no arguments, or with `data_dir=` when it takes that parameter) returns a dict or a
+dataclass such as `UserModel` with: `model` (an nn.Module), `train` and `eval` ((x, y) numpy arrays), `name`,
+and optionally `num_classes`, `example` (one input batch) and `description`. edgeprune registers the data as a
+task, the model as `user-<module>-<function>` and a plan (baseline + repeated unstructured pruning), and then runs
+the ordinary pipeline: training, pruning, ONNX export, bundle. The initial weights are the ones the function
+returned (every seed starts from them; seeds change the batch order).
+
+Run folders stay rebuildable: the spec and a hash of the module's source are model kwargs, so they name the run
+(an edited module trains anew) and `build_model` can re-import the module in a new process.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.data.registry import TASKS, TaskData, _subset
+from harness.errors import EdgepruneError
+from harness.models.registry import MODELS, USER_PREFIX
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")   # names become file names in the bundle
+USER_EXPERIMENTS = ("baseline", "repeated")             # structured pruning of user models adds its name here
+
+
+@dataclass
+class UserModel:
+    """What a user's build function returns (a dict with these keys works as well)."""
+    model: nn.Module
+    train: tuple[np.ndarray, np.ndarray]
+    eval: tuple[np.ndarray, np.ndarray]
+    name: str
+    num_classes: int | None = None        # default: 1 + the largest label
+    example: np.ndarray | None = None     # default: the first eval row
+    description: str = ""
+
+
+@dataclass
+class LoadedPlugin:
+    spec: str
+    source_sha: str
+    model_name: str
+    user: UserModel
+    task: TaskData
+
+
+_LOADED: dict[str, LoadedPlugin] = {}    # spec -> the user's function's result, called once per process
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    target, sep, func = spec.rpartition(":")
+    if not sep or not target or not func.isidentifier():
+        raise EdgepruneError(f"--model {spec!r} is not of the form package.module:function or path/file.py:function.")
+    return target, func
+
+
+def _import(target: str, spec: str):
+    if target.endswith(".py") or os.sep in target or "/" in target:
+        path = Path(target).expanduser()
+        if not path.is_file():
+            raise EdgepruneError(f"--model {spec!r}: the file {path} does not exist.")
+        mod_name = "edgeprune_user_" + re.sub(r"\W", "_", path.stem)
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module           # dataclasses and pickling look modules up by name
+        module_spec.loader.exec_module(module)
+        return module
+    if os.getcwd() not in sys.path:              # a console script does not put the working folder on the path
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        raise EdgepruneError(f"--model {spec!r}: cannot import module {target!r} ({exc}).") from exc
+
+
+def model_name(spec: str) -> str:
+    target, func = parse_spec(spec)
+    stem = Path(target).stem if target.endswith(".py") else target
+    return f"{USER_PREFIX}{re.sub(r'[^A-Za-z0-9_.]', '_', stem)}-{func}"
+
+
+def _fields(result, spec: str) -> dict:
+    if dataclasses.is_dataclass(result) and not isinstance(result, type):
+        return {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    if isinstance(result, dict):
+        return dict(result)
+    raise EdgepruneError(f"--model {spec!r} returned {type(result).__name__}; expected a dict or dataclass with "
+                         f"model, train, eval and name.")
+
+
+def _pair(value, key: str, spec: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        x, y = value
+        x, y = np.ascontiguousarray(np.asarray(x)), np.asarray(y)
+    except (TypeError, ValueError) as exc:
+        raise EdgepruneError(f"--model {spec!r}: `{key}` must be a pair (x, y) of numpy arrays ({exc}).") from exc
+    if x.dtype == np.float64:
+        x = x.astype(np.float32)                 # torch models are float32
+    if len(x) != len(y) or len(x) == 0 or y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise EdgepruneError(f"--model {spec!r}: `{key}` needs as many integer labels (1-D) as inputs, "
+                             f"got {len(x)} inputs and labels of shape {y.shape} ({y.dtype}).")
+    return x, y.astype(np.int64)
+
+
+def _to_user_model(result, spec: str) -> UserModel:
+    data = _fields(result, spec)
+    missing = [k for k in ("model", "train", "eval", "name") if k not in data]
+    if missing:
+        raise EdgepruneError(f"--model {spec!r} returned no {', '.join(missing)}; expected model, train, eval, name.")
+    if not isinstance(data["model"], nn.Module):
+        raise EdgepruneError(f"--model {spec!r}: `model` is a {type(data['model']).__name__}, not a torch nn.Module.")
+    if not isinstance(data["name"], str) or not NAME_RE.match(data["name"]):
+        raise EdgepruneError(f"--model {spec!r}: `name` {data['name']!r} must be letters, digits, '_', '.' or '-'.")
+    known = {f.name for f in dataclasses.fields(UserModel)}
+    user = UserModel(**{k: v for k, v in data.items() if k in known})
+    user.train, user.eval = _pair(user.train, "train", spec), _pair(user.eval, "eval", spec)
+    if user.num_classes is None:
+        user.num_classes = int(max(user.train[1].max(), user.eval[1].max())) + 1
+    return user
+
+
+def _check_forward(user: UserModel, spec: str) -> None:
+    example = user.eval[0][:2] if user.example is None else np.asarray(user.example)
+    try:
+        with torch.inference_mode():
+            out = copy.deepcopy(user.model).eval()(torch.from_numpy(np.ascontiguousarray(example)))
+    except Exception as exc:   # noqa: BLE001 - any failure here is the user's model rejecting its own inputs
+        raise EdgepruneError(f"--model {spec!r}: the model fails on its eval inputs of shape "
+                             f"{list(example.shape)} ({type(exc).__name__}: {exc}).") from exc
+    if out.ndim != 2 or out.shape[1] != user.num_classes:
+        raise EdgepruneError(f"--model {spec!r}: the model returns shape {list(out.shape)}, expected logits "
+                             f"[batch, {user.num_classes}].")
+
+
+def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
+    """Import the module, call the function once, validate what it returned; cached per spec."""
+    if spec in _LOADED:
+        return _LOADED[spec]
+    target, func_name = parse_spec(spec)
+    module = _import(target, spec)
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise EdgepruneError(f"--model {spec!r}: module {target!r} has no function {func_name!r}.")
+    kwargs = {"data_dir": data_dir} if "data_dir" in inspect.signature(func).parameters else {}
+    user = _to_user_model(func(**kwargs), spec)
+    _check_forward(user, spec)
+    source = Path(inspect.getfile(module)).read_bytes()
+    (train_x, train_y), (eval_x, eval_y) = user.train, user.eval
+    task = TaskData(name=user.name, train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y,
+                    num_classes=user.num_classes,
+                    description=user.description or f"{user.name}: user data from {spec}",
+                    extra={"plugin": spec})
+    loaded = LoadedPlugin(spec, hashlib.sha256(source).hexdigest()[:12], model_name(spec), user, task)
+    _LOADED[spec] = loaded
+    return loaded
+
+
+def register_user_model(spec: str, data_dir: Path | None = None) -> str:
+    """MODELS[user-<module>-<function>]: a fresh copy of the user's model (weights then come from a run folder)."""
+    loaded = load_plugin(spec, data_dir)
+
+    def build(task, **_ignored) -> nn.Module:     # kwargs spec/source only name the run
+        return copy.deepcopy(loaded.user.model)
+
+    MODELS[loaded.model_name] = build
+    return loaded.model_name
+
+
+def register_plugin(spec: str, amount: float = 0.33, rounds: int | None = None,
+                    data_dir: Path | None = None) -> str:
+    """Register the user's task, model and plan; returns the plan name to export (the user's `name`)."""
+    from harness.pipeline import PLANS, TaskPlan
+
+    if not 0 < amount < 1:
+        raise EdgepruneError(f"--amount {amount} must be a fraction between 0 and 1 (exclusive).")
+    if rounds is not None and rounds < 0:
+        raise EdgepruneError(f"--rounds {rounds} must be 0 or more.")
+    name = register_user_model(spec, data_dir)
+    loaded = _LOADED[spec]
+    task_name = loaded.task.name
+    existing = TASKS.get(task_name)
+    if existing is not None and getattr(existing, "plugin_spec", None) != spec:
+        raise EdgepruneError(f"--model {spec!r}: the name {task_name!r} is already a task; return another name.")
+
+    def load(_data_dir, train_limit, eval_limit) -> TaskData:
+        t = loaded.task
+        train_x, train_y = _subset(t.train_x, t.train_y, train_limit, seed=0)
+        eval_x, eval_y = _subset(t.eval_x, t.eval_y, eval_limit, seed=1)
+        return dataclasses.replace(t, train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y)
+
+    load.plugin_spec = spec
+    TASKS[task_name] = load
+    PLANS[task_name] = TaskPlan(task_name, name, model_kwargs=(("source", loaded.source_sha), ("spec", spec)),
+                                experiments=USER_EXPERIMENTS, amount=amount, rounds=rounds)
+    return task_name

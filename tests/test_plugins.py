@@ -1,0 +1,135 @@
+"""harness.plugins: a user's module (model + data) through baseline, repeated pruning and ONNX export."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from exporters.bundle import export_variant
+from harness import plugins
+from harness.data import load_task
+from harness.data.registry import TASKS
+from harness.errors import EdgepruneError
+from harness.experiments.baseline import trained_baseline
+from harness.experiments.repeated import repeated_pruning
+from harness.experiments.settings import PruneSettings, TrainSettings
+from harness.models.registry import MODELS
+from harness.pipeline import PLANS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PLUGIN = textwrap.dedent('''
+    import numpy as np
+    import torch
+    from torch import nn
+
+    def build():
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((300, 8))                   # float64 on purpose: edgeprune casts to float32
+        y = (x[:, 0] + x[:, 1] > 0).astype(int)
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        return {"name": "tiny-user", "model": model, "train": (x[:200], y[:200]), "eval": (x[200:], y[200:])}
+
+    def not_a_result():
+        return 42
+''')
+
+
+@pytest.fixture
+def clean_registries():
+    """Plugins register into the global registries; put them back as they were."""
+    saved = [(r, dict(r)) for r in (TASKS, MODELS, PLANS)]
+    plugins._LOADED.clear()
+    yield
+    for registry, content in saved:
+        registry.clear()
+        registry.update(content)
+    plugins._LOADED.clear()
+
+
+@pytest.fixture
+def plugin_file(tmp_path):
+    path = tmp_path / "tiny_plugin.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+def test_user_module_goes_through_training_pruning_and_export(tmp_path, plugin_file, clean_registries):
+    spec = f"{plugin_file}:build"
+    plan_name = plugins.register_plugin(spec, amount=0.5, rounds=2)
+    plan = PLANS[plan_name]
+    assert plan_name == "tiny-user" and plan.model == "user-tiny_plugin-build"
+    assert dict(plan.model_kwargs)["spec"] == spec and plan.experiments == ("baseline", "repeated")
+    task = load_task(plan.task, None, train_limit=150)
+    assert task.train_x.dtype.name == "float32" and len(task.train_x) == 150 and task.num_classes == 2
+
+    ts = TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=20, lr=0.01)
+    base = trained_baseline(tmp_path / "runs", ts, task, quiet=True)
+    assert base.metrics["accuracy"] > 0.8
+    variants = repeated_pruning(tmp_path / "runs", ts, PruneSettings(amount=0.5), plan.rounds, task, quiet=True)
+    assert [v.iteration for v in variants] == [0, 1, 2]
+    assert variants[2].metrics["sparsity"] == pytest.approx(0.75, abs=0.01)
+    assert len({v.name for v in [base, *variants[1:]]}) == 3 and ":" not in variants[2].name
+
+    exported = export_variant(variants[2], task)
+    assert [f.format for f in exported.files] == ["onnx", "onnx-sparse"]
+    assert exported.checks["onnx_max_abs_diff"] < 1e-5
+
+    # a new process knows nothing of the plugin: the run folder alone rebuilds the model
+    MODELS.pop(plan.model)
+    plugins._LOADED.clear()
+    rebuilt = variants[2].build(task)
+    assert sum(int((p == 0).sum()) for p in rebuilt.parameters()) > 0
+
+
+def test_the_module_source_names_the_run(tmp_path, plugin_file, clean_registries):
+    first = PLANS[plugins.register_plugin(f"{plugin_file}:build")].model_kwargs
+    plugin_file.write_text(PLUGIN + "\n# edited\n")
+    plugins._LOADED.clear()
+    second = PLANS[plugins.register_plugin(f"{plugin_file}:build")].model_kwargs
+    assert dict(first)["source"] != dict(second)["source"]
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("no_colon_here", "form"),
+    ("missing_module_xyz:build", "cannot import"),
+    ("{dir}/nowhere.py:build", "does not exist"),
+    ("{file}:absent", "no function"),
+    ("{file}:not_a_result", "dict or dataclass"),
+])
+def test_bad_specs_are_one_sentence(spec, words, plugin_file, clean_registries):
+    spec = spec.format(dir=plugin_file.parent, file=plugin_file)
+    with pytest.raises(EdgepruneError) as info:
+        plugins.register_plugin(spec)
+    assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_amount_outside_zero_one_is_refused(plugin_file, clean_registries):
+    with pytest.raises(EdgepruneError, match="--amount"):
+        plugins.register_plugin(f"{plugin_file}:build", amount=1.5)
+
+
+def test_example_small_cnn_builds_and_trains_on_synthetic_images(tmp_path, clean_registries):
+    spec = f"{ROOT / 'examples' / 'small_cnn.py'}:build_synthetic"
+    plan = PLANS[plugins.register_plugin(spec, rounds=1)]
+    task = load_task(plan.task, None)
+    assert task.eval_x.shape[1:] == (1, 20, 20)
+    ts = TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=2, lr=0.01)
+    variants = repeated_pruning(tmp_path, ts, PruneSettings(), plan.rounds, task, quiet=True)
+    assert variants[0].metrics["accuracy"] > 0.9
+    assert variants[1].metrics["sparsity"] == pytest.approx(0.33, abs=0.01)   # convs and the Linear
+    assert export_variant(variants[1], task).checks["onnx_max_abs_diff"] < 1e-4
+
+
+def test_cli_reports_a_bad_spec_in_one_line(tmp_path):
+    harness = Path(sys.executable).parent / "harness"
+    done = subprocess.run([str(harness), "export", "--model", "no_such_module_xyz:build", "--runs-dir",
+                           str(tmp_path / "runs"), "--out", str(tmp_path / "bundle")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
+    assert not (tmp_path / "bundle").exists()
