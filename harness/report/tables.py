@@ -318,8 +318,9 @@ def coo_explanation(models: pd.DataFrame) -> str | None:
         "torch's to_sparse() stores a 2-D tensor as indices [2, nnz] int64 plus values [nnz] float32, 16 bytes of "
         "index per 4 bytes of value, so a nonzero costs 20 bytes instead of 4 and COO of a weight matrix only beats "
         "dense above 80% sparsity; the lab also saves the unpruned biases with to_sparse(), 8 + 4 bytes per entry "
-        f"instead of 4.{per_nonzero} The entropy bound, the fewest bytes any encoding of these values and this mask "
-        f"could need, is {_mb(bound)} ({bound / dense:.0%} of dense)"
+        f"instead of 4.{per_nonzero} The entropy bound (every nonzero value at 32 bits, plus the information in the "
+        f"mask: each tensor's size times the binary entropy of its density) is {_mb(bound)} ({bound / dense:.0%} of "
+        "dense); a compressed file can land below it, because trained float32 values themselves compress a little"
         + (f"; other representations: {other_text}." if other_text else ".")
     )
 
