@@ -37,7 +37,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     from exporters.quantize import int8_selection
     from harness.data import resolve_data_dir
     from harness.experiments.store import runs_root
-    from harness.pipeline import DEFAULT_TASKS, ExportSettings, collect_sensitivity, run_experiments
+    from harness.pipeline import DEFAULT_TASKS, ExportSettings, run_experiments
 
     def split(value):
         return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
@@ -53,10 +53,10 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     settings = ExportSettings(profile=profile, seeds=seeds, tasks=plans,
                               experiments=split(experiments), data_dir=data_dir,
                               runs_dir=runs_root(runs_dir), quiet=quiet)
-    variants = run_experiments(settings)
-    int8 = int8_selection([v for v, _ in variants])
-    exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in variants]
-    build_bundle(exports, out, profile, sensitivity=collect_sensitivity(settings))
+    run = run_experiments(settings)
+    int8 = int8_selection([v for v, _ in run.variants])
+    exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
+    build_bundle(exports, out, profile, sensitivity=run.sensitivity)
 
 
 @cli.command("report")

@@ -61,14 +61,14 @@ def run_structured(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Varia
                                index, quiet) for index, (kind, importance, ratio) in enumerate(plan.structured)]
 
 
-def run_sensitivity(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
-    """No variants: the rows are cached in the run folder and read by collect_sensitivity for the manifest."""
-    sensitivity_analysis(root, ts, task, SensitivitySettings(ratios=plan.sensitivity_ratios), quiet)
-    return []
+def run_sensitivity(root, ts, task, plan: TaskPlan, profile, quiet) -> list[dict]:
+    """No variants: rows (dicts) for the manifest's "sensitivity", cached in the run folder."""
+    return sensitivity_analysis(root, ts, task, SensitivitySettings(ratios=plan.sensitivity_ratios), quiet)
 
 
-# Experiment name -> runner of that experiment for one task and seed. Adding one is a function and a line here.
-EXPERIMENTS: dict[str, Callable[..., list[Variant]]] = {
+# Experiment name -> runner of that experiment for one task and seed: variants, or rows of an analysis.
+# Adding one is a function and a line here.
+EXPERIMENTS: dict[str, Callable[..., list[Variant] | list[dict]]] = {
     "baseline": run_baseline,
     "repeated": run_repeated,
     "imp": run_imp,
@@ -85,11 +85,12 @@ PLANS: dict[str, TaskPlan] = {
                       structured=(("neurons", "l1", 0.25), ("neurons", "l1", 0.5), ("neurons", "l1", 0.75),
                                   ("neurons", "l2", 0.5))),
     "sst2": TaskPlan("sst2", "sst2-ffn", experiments=("baseline", "repeated")),
-    "sst2-transformer": TaskPlan("sst2", "transformer", experiments=("baseline", "repeated")),
+    "sst2-transformer": TaskPlan("sst2", "transformer",
+                                 experiments=("baseline", "repeated", "structured", "sensitivity"),
+                                 structured=(("heads", "l1", 0.5), ("layers", "l1", 0.5), ("neurons", "l1", 0.5))),
 }
-# SST-2 plans are opt-in (`--tasks mnist,sst2,sst2-transformer`): with them the quick export misses its two minutes
-# on 2 cores (measured: +48 s for sst2, +170 s for sst2-transformer on a loaded machine).
-DEFAULT_TASKS = ("mnist",)
+# Measured on 2 idle cores, quick profile from scratch: mnist 67 s, the two SST-2 plans about 90 s more.
+DEFAULT_TASKS = ("mnist", "sst2", "sst2-transformer")
 
 
 @dataclass
@@ -103,7 +104,18 @@ class ExportSettings:
     quiet: bool = False
 
 
-def run_experiments(settings: ExportSettings) -> list[tuple[Variant, TaskData]]:
+@dataclass
+class ExportRun:
+    variants: list[tuple[Variant, TaskData]]
+    sensitivity: list[dict]
+
+
+def train_settings(plan: TaskPlan, profile, seed: int) -> TrainSettings:
+    return TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=profile.epochs,
+                         seed=seed, train_limit=profile.train_limit, eval_limit=profile.eval_limit)
+
+
+def run_experiments(settings: ExportSettings) -> ExportRun:
     if settings.profile not in PROFILES:
         raise EdgepruneError(f"unknown profile {settings.profile!r}; use one of {', '.join(PROFILES)}.")
     unknown = [e for e in settings.experiments or () if e not in EXPERIMENTS]
@@ -113,43 +125,24 @@ def run_experiments(settings: ExportSettings) -> list[tuple[Variant, TaskData]]:
     if unknown:
         raise EdgepruneError(f"unknown task {unknown[0]!r}; known: {', '.join(PLANS)}.")
     profile = PROFILES[settings.profile]
-    out: list[tuple[Variant, TaskData]] = []
+    run = ExportRun(variants=[], sensitivity=[])
     loaded: dict[str, TaskData] = {}          # plans sharing a task load it once
+    seen: set[str] = set()
     for plan_name in settings.tasks:
         plan = PLANS[plan_name]
-        task_name = plan.task
-        if task_name not in loaded:
-            loaded[task_name] = load_task(task_name, settings.data_dir, profile.train_limit, profile.eval_limit)
-        task = loaded[task_name]
+        if plan.task not in loaded:
+            loaded[plan.task] = load_task(plan.task, settings.data_dir, profile.train_limit, profile.eval_limit)
+        task = loaded[plan.task]
         experiments = [e for e in plan.experiments if settings.experiments is None or e in settings.experiments]
         for seed in range(settings.seeds):
-            ts = TrainSettings(task=task_name, model=plan.model, model_kwargs=plan.model_kwargs,
-                               epochs=profile.epochs, seed=seed,
-                               train_limit=profile.train_limit, eval_limit=profile.eval_limit)
-            seen = set()
+            ts = train_settings(plan, profile, seed)
             for name in experiments:
                 if not settings.quiet:
                     print(f"[{plan_name} seed {seed}] {name}", file=sys.stderr)
-                for variant in EXPERIMENTS[name](settings.runs_dir, ts, task, plan, profile, settings.quiet):
-                    if variant.name not in seen:
-                        seen.add(variant.name)
-                        out.append((variant, task))
-    return out
-
-
-def collect_sensitivity(settings: ExportSettings) -> list[dict]:
-    """Sensitivity rows of every selected plan that runs `sensitivity` (cached by run_experiments: no recompute)."""
-    profile, rows, loaded = PROFILES[settings.profile], [], {}
-    for plan_name in settings.tasks:
-        plan = PLANS[plan_name]
-        if "sensitivity" not in plan.experiments or (settings.experiments and "sensitivity" not in settings.experiments):
-            continue
-        if plan.task not in loaded:
-            loaded[plan.task] = load_task(plan.task, settings.data_dir, profile.train_limit, profile.eval_limit)
-        for seed in range(settings.seeds):
-            ts = TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs,
-                               epochs=profile.epochs, seed=seed,
-                               train_limit=profile.train_limit, eval_limit=profile.eval_limit)
-            rows += sensitivity_analysis(settings.runs_dir, ts, loaded[plan.task],
-                                         SensitivitySettings(ratios=plan.sensitivity_ratios), settings.quiet)
-    return rows
+                for item in EXPERIMENTS[name](settings.runs_dir, ts, task, plan, profile, settings.quiet):
+                    if isinstance(item, dict):
+                        run.sensitivity.append(item)
+                    elif item.name not in seen:
+                        seen.add(item.name)
+                        run.variants.append((item, task))
+    return run

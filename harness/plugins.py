@@ -34,7 +34,8 @@ from harness.errors import EdgepruneError
 from harness.models.registry import MODELS, USER_PREFIX
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")   # names become file names in the bundle
-USER_EXPERIMENTS = ("baseline", "repeated")             # structured pruning of user models adds its name here
+USER_EXPERIMENTS = ("baseline", "repeated", "structured")
+USER_STRUCTURED_RATIOS = (0.25, 0.5)                     # fraction of channels (or hidden units) removed
 
 
 @dataclass
@@ -204,6 +205,9 @@ def register_plugin(spec: str, amount: float = 0.33, rounds: int | None = None,
 
     load.plugin_spec = spec
     TASKS[task_name] = load
+    # Conv models lose channels (with their BatchNorm), others hidden units of Linear layers.
+    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in loaded.user.model.modules())
+    structured = tuple(("channels" if has_conv else "neurons", "l1", r) for r in USER_STRUCTURED_RATIOS)
     PLANS[task_name] = TaskPlan(task_name, name, model_kwargs=(("source", loaded.source_sha), ("spec", spec)),
-                                experiments=USER_EXPERIMENTS, amount=amount, rounds=rounds)
+                                experiments=USER_EXPERIMENTS, amount=amount, rounds=rounds, structured=structured)
     return task_name

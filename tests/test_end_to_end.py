@@ -110,3 +110,47 @@ def test_missing_data_offline_is_one_sentence(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "EDGEPRUNE_DATA" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "bundle").exists()
+
+
+needs_sst2 = pytest.mark.skipif(not DATA or not (Path(DATA) / "sst2").is_dir(), reason="EDGEPRUNE_DATA does not hold sst2/")
+
+
+@needs_sst2
+def test_sst2_transformer_path_on_real_data(tmp_path):
+    """SST-2 on the real TSV files: the Transformer with heads and layers removed is smaller, and runs on device."""
+    harness("export", "--profile", "quick", "--tasks", "sst2-transformer", "--experiments", "baseline,structured",
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "bundle"), "--quiet")
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    models = {m["method"]: m for m in manifest["models"]}
+    assert {m["task"] for m in manifest["models"]} == {"sst2"}
+    dense = models["dense"]
+    for method in ("heads-l1", "layers"):
+        assert models[method]["structure_ratio"] == pytest.approx(0.5)
+        assert models[method]["params"] < dense["params"]
+        assert models[method]["files"][0]["bytes"] < dense["files"][0]["bytes"]
+    result = bench(tmp_path / "bundle", tmp_path / "r.json", "--models", "*-s0")
+    assert result["models"] and all(m["status"] == "ok" for m in result["models"])
+    host = {m["name"]: m["accuracy"] for m in manifest["models"]}
+    for m in result["models"]:
+        if m["format"] == "onnx":
+            assert m["accuracy"] == pytest.approx(host[m["name"]], abs=0.002)
+
+
+def test_user_cnn_goes_through_pruning_structure_removal_export_and_runner(tmp_path):
+    """A user's module (small residual CNN with BatchNorm) with no change to edgeprune."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "small_cnn.py"
+    harness("export", "--profile", "quick", "--model", f"{example}:build_synthetic", "--amount", "0.2",
+            "--rounds", "2", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "bundle"), "--quiet")
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    by_experiment: dict[str, list] = {}
+    for m in manifest["models"]:
+        by_experiment.setdefault(m["experiment"], []).append(m)
+    assert sorted(m["iteration"] for m in by_experiment["repeated"]) == [0, 1, 2]
+    assert max(m["sparsity"] for m in by_experiment["repeated"]) == pytest.approx(1 - 0.8 ** 2, abs=1e-3)
+    structured = by_experiment["structured"]
+    assert structured and all(m["method"].startswith("channels") for m in structured)
+    dense = by_experiment["baseline"][0]
+    assert all(m["params"] < dense["params"] for m in structured)
+    result = bench(tmp_path / "bundle", tmp_path / "r.json")
+    assert len(result["models"]) == sum(len(m["files"]) for m in manifest["models"])
+    assert all(m["status"] == "ok" for m in result["models"])

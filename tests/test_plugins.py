@@ -64,7 +64,7 @@ def test_user_module_goes_through_training_pruning_and_export(tmp_path, plugin_f
     plan_name = plugins.register_plugin(spec, amount=0.5, rounds=2)
     plan = PLANS[plan_name]
     assert plan_name == "tiny-user" and plan.model == "user-tiny_plugin-build"
-    assert dict(plan.model_kwargs)["spec"] == spec and plan.experiments == ("baseline", "repeated")
+    assert dict(plan.model_kwargs)["spec"] == spec and plan.experiments == ("baseline", "repeated", "structured")
     task = load_task(plan.task, None, train_limit=150)
     assert task.train_x.dtype.name == "float32" and len(task.train_x) == 150 and task.num_classes == 2
 

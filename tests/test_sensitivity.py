@@ -1,14 +1,16 @@
-"""harness.experiments.sensitivity: one group pruned at a time, rows cached by content, conclusions with numbers."""
+"""harness.experiments.sensitivity: one group pruned at a time, rows cached by content; the report's conclusions."""
 
 from __future__ import annotations
 
 import re
 
+from harness.report.sensitivity import sensitivity_conclusions
+
 import pytest
 
 from conftest import make_ffn
 from harness.experiments.sensitivity import (SensitivitySettings, component_groups, sensitivity_analysis,
-                                             sensitivity_conclusions, sensitivity_rows)
+                                             sensitivity_rows)
 
 KEYS = {"task", "model", "group", "kind", "ratio", "accuracy", "baseline_accuracy", "params_removed"}
 

@@ -202,6 +202,17 @@ def add_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def comparison_groups(frame: pd.DataFrame) -> pd.Series:
+    """The report compares variants of one model against that model's dense baseline, and its sections group by
+    the `task` column: a task trained with several models (SST-2: FFN and Transformer) becomes one group per model,
+    `sst2 / transformer`; a task with one model keeps its plain name."""
+    if "model" not in frame:
+        return frame["task"]
+    model = frame["model"].fillna("").astype(str)
+    models_per_task = model.groupby(frame["task"]).transform(lambda m: m[m != ""].nunique())
+    return frame["task"].where((models_per_task <= 1) | model.eq(""), frame["task"] + " / " + model)
+
+
 def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     """One row per (device result, model file), with manifest fields, device facts and measurements.
 
@@ -226,6 +237,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     for column in ("task", "experiment", "method", "format", "status"):
         frame[column] = frame[column].fillna("").astype(str)
+    frame["task"] = comparison_groups(frame)
     frame["error"] = frame["error"].where(frame["error"].notna(), None)
     frame["in_manifest"] = frame["in_manifest"].eq(True)
     frame = add_derived_columns(frame)

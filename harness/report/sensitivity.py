@@ -14,7 +14,6 @@ from harness.report.render import Block, Heading, Image, Notes, Paragraph, Table
 from harness.report.tables import fmt_number, unique_name
 
 DPI = 120
-WITHIN_PP = 1.0  # "barely hurts": accuracy drop of at most this many points
 
 
 def sensitivity_frame(rows: list) -> pd.DataFrame:
@@ -40,33 +39,55 @@ def pivot(data: pd.DataFrame, value: str) -> pd.DataFrame:
     return table.reindex(columns=sorted(table.columns))
 
 
-def derived_conclusions(data: pd.DataFrame) -> list[str]:
-    """2-3 sentences per kind from the rows: most and least sensitive group near 50%, and how far each holds."""
-    sentences = []
-    for kind, rows in data.groupby("kind", sort=False):
-        drops = pivot(rows, "drop_pp")
-        if drops.empty or drops.isna().all().all():
-            continue
-        label = f"{kind} " if kind else ""
-        ratio = min(drops.columns, key=lambda r: (abs(r - 0.5), -r))
-        at = drops[ratio].dropna()
-        if len(at) >= 2:
-            sentences.append(
-                f"At {ratio:.0%} {label}pruning, {at.idxmax()} is the most sensitive group "
-                f"({at.max():.2f} points below the baseline) and {at.idxmin()} the least ({at.min():.2f} points).")
-        holds = {}
-        for group, values in drops.iterrows():
-            within = [r for r, d in values.items() if pd.notna(d) and d <= WITHIN_PP]
-            holds[group] = max(within) if within else None
-        robust = [g for g, r in holds.items() if r is not None and r == max(drops.columns)]
-        fragile = [g for g, r in holds.items() if r is None]
-        if robust:
-            sentences.append(f"Within {WITHIN_PP:g} point of the baseline up to the largest {label}ratio tested "
-                             f"({max(drops.columns):.0%}): {', '.join(robust)}.")
-        if fragile:
-            sentences.append(f"More than {WITHIN_PP:g} point lost already at the smallest {label}ratio "
-                             f"({min(drops.columns):.0%}): {', '.join(fragile)}.")
-    return sentences
+def _drop(row: dict) -> float:
+    return (row["baseline_accuracy"] - row["accuracy"]) * 100
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def sensitivity_conclusions(rows: list[dict], at: float = 0.5) -> list[str]:
+    """Two or three sentences drawn from one model's rows, with their numbers (accuracy drops in points)."""
+    if not rows:
+        return []
+    ratio = min({r["ratio"] for r in rows}, key=lambda r: (abs(r - at), -r))
+    here = [r for r in rows if r["ratio"] == ratio]
+    pct = f"{ratio:.0%}"
+    out = []
+    unstructured = [r for r in here if r["kind"] == "unstructured"] or here
+    kind = unstructured[0]["kind"]
+    scoped = [r for r in unstructured if r.get("scope") == "component"] or \
+        [r for r in unstructured if r.get("scope") == "layer"] or unstructured
+    if len(scoped) >= 2:
+        ranked = sorted(scoped, key=_drop)
+        most, least = ranked[-1], ranked[0]
+        out.append(f"At {pct} {kind} pruning, {most['group']} is the most sensitive group "
+                   f"(accuracy {most['baseline_accuracy']:.1%} -> {most['accuracy']:.1%}, -{_drop(most):.1f} points) "
+                   f"and {least['group']} the least ({least['accuracy']:.1%}, -{_drop(least):.1f} points).")
+    layers = sorted((r for r in unstructured if r.get("scope") == "layer" and r.get("layer_index") is not None),
+                    key=lambda r: r["layer_index"])
+    if len(layers) >= 2:
+        half = len(layers) // 2
+        early, late = _mean(map(_drop, layers[:half])), _mean(map(_drop, layers[half:]))
+        names = lambda rs: ", ".join(r["group"] for r in rs)   # noqa: E731
+        verdict = "tolerate more" if late < early else "tolerate less" if late > early else "tolerate the same"
+        out.append(f"Later layers {verdict} pruning than earlier ones: at {pct} {kind}, {names(layers[half:])} "
+                   f"lose {late:.1f} points on average against {early:.1f} for {names(layers[:half])}.")
+    pairs = [(u, s) for u in here if u["kind"] == "unstructured"
+             for s in here if s["kind"] == "structured" and s["group"] == u["group"]]
+    if pairs:
+        u_drop, s_drop = _mean(_drop(u) for u, _ in pairs), _mean(_drop(s) for _, s in pairs)
+        worst = max(pairs, key=lambda p: _drop(p[1]) - _drop(p[0]))
+        out.append(f"Removing whole units costs more than zeroing single weights: at {pct}, structured pruning "
+                   f"loses {s_drop:.1f} points on average against {u_drop:.1f} for unstructured L1 over the same "
+                   f"{len(pairs)} groups (largest gap: {worst[0]['group']}, "
+                   f"{_drop(worst[1]):.1f} vs {_drop(worst[0]):.1f} points)."
+                   if s_drop >= u_drop else
+                   f"At {pct}, structured pruning loses {s_drop:.1f} points on average against {u_drop:.1f} for "
+                   f"unstructured L1 over the same {len(pairs)} groups.")
+    return out
 
 
 def plot_heatmap(drops: pd.DataFrame, title: str, path: Path) -> None:
@@ -121,9 +142,13 @@ def sensitivity_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             png = unique_name(f"sensitivity-{slug(title)}", ".png", names)
             plot_heatmap(drops, f"{title}: accuracy drop (points)", out_dir / png)
             blocks.append(Image(png, f"{title}: accuracy drop per group and ratio"))
-    given = [str(s) for s in manifest.get("sensitivity_conclusions") or [] if str(s).strip()]
-    conclusions = given or derived_conclusions(data)
+    conclusions = []
+    several = len({(r.get("task"), r.get("model")) for r in manifest["sensitivity"] if isinstance(r, dict)}) > 1
+    for (task, model), rows in data.groupby(["task", "model"], sort=False):
+        prefix = f"{task} / {model}: " if several else ""
+        valid = [r for r in manifest["sensitivity"] if isinstance(r, dict) and str(r.get("task", "")) == task
+                 and str(r.get("model", "")) == model and "baseline_accuracy" in r and "kind" in r]
+        conclusions += [prefix + sentence for sentence in sensitivity_conclusions(valid)]
     if conclusions:
-        source = "from the experiment" if given else "derived from the rows above"
-        blocks += [Heading(3, "Conclusions"), Paragraph(f"({source})"), Notes(tuple(conclusions))]
+        blocks += [Heading(3, "Conclusions"), Paragraph("(derived from the rows above)"), Notes(tuple(conclusions))]
     return blocks
