@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import sys
-
 import torch
 from torch import nn
 
 from harness.data import TaskData
-from harness.experiments.baseline import trained_baseline, train_folder, variant_name
-from harness.experiments.repeated import calibration_batch
+from harness.experiments.baseline import train_folder
+from harness.experiments.rounds import pruning_rounds
 from harness.experiments.settings import PruneSettings, TrainSettings
-from harness.experiments.store import ensure_config, load_tensors, settings_hash
-from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
-from harness.pruning import PruneContext, get_method
+from harness.experiments.store import load_tensors
+from harness.experiments.variant import Variant
 from harness.training import seed_everything, train
 
 
@@ -35,35 +32,16 @@ def rewind(model: nn.Module, init_state: dict[str, torch.Tensor]) -> None:
 
 def imp_with_rewinding(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task: TaskData,
                        quiet: bool = False) -> list[Variant]:
-    base = trained_baseline(root, ts, task, quiet)
-    init_state = load_tensors(train_folder(root, ts) / "init.pt")
-    folder = train_folder(root, ts) / f"imp-{settings_hash(ps)}"
-    ensure_config(folder, ps)
-    prune_step = get_method(ps.method)
-    ctx = PruneContext(calibration=calibration_batch(task, ps), seed=ts.seed)
-    variants, previous = [], base
-    for it in range(rounds + 1):
-        it_folder = folder / f"it{it}"
-        if is_finished(it_folder):   # resume: finished rounds are loaded, never recomputed
-            previous = load_variant(it_folder)
-            variants.append(previous)
-            continue
-        model = previous.build(task, with_masks=True)
-        info = None
-        if it > 0:
-            ctx.seed = ts.seed * 1000 + it
-            prune_step(model, ps.amount, ctx)
-            rewind(model, init_state)
-            seed_everything(ts.seed)
-            info = train(model, task.train_x, task.train_y, ts.train_config, seed=ts.seed,
-                         label=f"imp {ps.method} round {it}/{rounds}", quiet=quiet)
-        variant = Variant(name=variant_name(ts, "imp", ps.method, it), task=ts.task, experiment="imp",
-                          method=ps.method, iteration=it, seed=ts.seed, model=previous.model,
-                          extra={"amount_per_round": ps.amount})
-        previous = save_variant(variant, model, task, it_folder, **({"train": info} if info else {}))
-        variants.append(previous)
-        if not quiet:
-            m = previous.metrics
-            print(f"  imp {ps.method} it{it}: sparsity {m['sparsity']:.1%} accuracy {m['accuracy']:.2%}",
-                  file=sys.stderr)
-    return variants
+    """Iterations 0..rounds; each round prunes, rewinds the survivors to init.pt and retrains from there."""
+    init_state = None
+
+    def rewind_and_retrain(model: nn.Module, it: int) -> dict:
+        nonlocal init_state
+        if init_state is None:
+            init_state = load_tensors(train_folder(root, ts) / "init.pt")
+        rewind(model, init_state)
+        seed_everything(ts.seed)
+        return {"train": train(model, task.train_x, task.train_y, ts.train_config, seed=ts.seed,
+                               label=f"imp {ps.method} round {it}/{rounds}", quiet=quiet)}
+
+    return pruning_rounds(root, ts, ps, rounds, task, "imp", after_prune=rewind_and_retrain, quiet=quiet)

@@ -1,0 +1,60 @@
+"""The loop shared by repeated pruning and IMP: one finished folder per round, resumed where it stopped."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Optional
+
+from torch import nn
+
+from harness.data import TaskData
+from harness.experiments.baseline import trained_baseline, train_folder, variant_name
+from harness.experiments.settings import PruneSettings, TrainSettings
+from harness.experiments.store import ensure_config, settings_hash
+from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
+from harness.pruning import PruneContext, get_method
+
+# Called after each round's pruning step with (model, round); may retrain, returns extra metrics or None.
+AfterPrune = Callable[[nn.Module, int], Optional[dict]]
+
+
+def calibration_batch(task: TaskData, ps: PruneSettings):
+    """Training inputs that data-aware methods (e.g. Wanda) score weights with; never the eval split."""
+    return task.train_x[: ps.calibration_samples]
+
+
+def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task: TaskData, experiment: str,
+                   after_prune: AfterPrune | None = None, quiet: bool = False) -> list[Variant]:
+    """Iterations 0..rounds: iteration k prunes `ps.amount` of iteration k-1's remaining weights.
+
+    Finished rounds are loaded, never recomputed, so an interrupted run resumes at the last finished round.
+    """
+    base = trained_baseline(root, ts, task, quiet)
+    folder = train_folder(root, ts) / f"{experiment}-{settings_hash(ps)}"
+    ensure_config(folder, ps)
+    prune_step = get_method(ps.method)
+    ctx = PruneContext(calibration=calibration_batch(task, ps), seed=ts.seed)
+    variants, previous = [], base
+    for it in range(rounds + 1):
+        it_folder = folder / f"it{it}"
+        if is_finished(it_folder):
+            previous = load_variant(it_folder)
+            variants.append(previous)
+            continue
+        model = previous.build(task, with_masks=True)
+        extra_metrics = None
+        if it > 0:
+            ctx.seed = ts.seed * 1000 + it
+            prune_step(model, ps.amount, ctx)
+            if after_prune is not None:
+                extra_metrics = after_prune(model, it)
+        variant = Variant(name=variant_name(ts, experiment, ps.method, it), task=ts.task, experiment=experiment,
+                          method=ps.method, iteration=it, seed=ts.seed, model=previous.model,
+                          extra={"amount_per_round": ps.amount})
+        previous = save_variant(variant, model, task, it_folder, **(extra_metrics or {}))
+        variants.append(previous)
+        if not quiet:
+            m = previous.metrics
+            print(f"  {experiment} {ps.method} it{it}: sparsity {m['sparsity']:.1%} accuracy {m['accuracy']:.2%}",
+                  file=sys.stderr)
+    return variants
