@@ -42,6 +42,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     def split(value):
         return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
+    _check_bundle_out(out)
     data_dir = resolve_data_dir(data_dir)
     plans = split(tasks) or DEFAULT_TASKS
     if user_model:
@@ -56,7 +57,27 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     run = run_experiments(settings)
     int8 = int8_selection([v for v, _ in run.variants])
     exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
-    build_bundle(exports, out, profile, sensitivity=run.sensitivity)
+    try:
+        build_bundle(exports, out, profile, sensitivity=run.sensitivity)
+    except OSError as exc:
+        raise EdgepruneError(f"could not write the bundle to {out} ({_reason(exc)}); finished runs are kept, "
+                             f"so export again with another --out.") from exc
+
+
+def _reason(exc: OSError) -> str:
+    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+
+
+def _check_bundle_out(out: Path) -> None:
+    """Refuse an --out that the bundle would fail to replace, or whose files the swap would delete, before training."""
+    if out.exists() and not out.is_dir():
+        raise EdgepruneError(f"--out {out} is a file, not a folder for the bundle; choose another --out.")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise EdgepruneError(f"--out {out} already holds files that are not an edgeprune bundle, and exporting "
+                             f"would replace them; choose another --out or empty it.")
+    parent = next((p for p in out.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise EdgepruneError(f"--out {out} lies under {parent}, which is a file; choose another --out.")
 
 
 @cli.command("report")
@@ -72,6 +93,8 @@ def report_cmd(results, bundle_dir, out) -> None:
         path = build_report(list(results), bundle_dir, out)
     except ReportError as exc:
         raise EdgepruneError(str(exc)) from exc
+    except OSError as exc:  # e.g. --out under a file or in a read-only folder; the staged report is removed
+        raise EdgepruneError(f"could not write the report to {out} ({_reason(exc)}).") from exc
     click.echo(f"report: {path}")
 
 

@@ -22,6 +22,7 @@ import inspect
 import os
 import re
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,7 +79,11 @@ def _import(target: str, spec: str):
         module_spec = importlib.util.spec_from_file_location(mod_name, path)
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module           # dataclasses and pickling look modules up by name
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:                 # noqa: BLE001 - the user's module fails while importing
+            sys.modules.pop(mod_name, None)
+            raise EdgepruneError(f"--model {spec!r}: importing {path} raised {_where(exc)}.") from exc
         return module
     if os.getcwd() not in sys.path:              # a console script does not put the working folder on the path
         sys.path.insert(0, os.getcwd())
@@ -86,6 +91,17 @@ def _import(target: str, spec: str):
         return importlib.import_module(target)
     except ModuleNotFoundError as exc:
         raise EdgepruneError(f"--model {spec!r}: cannot import module {target!r} ({exc}).") from exc
+    except Exception as exc:                     # noqa: BLE001 - the user's module fails while importing
+        raise EdgepruneError(f"--model {spec!r}: importing module {target!r} raised {_where(exc)}.") from exc
+
+
+def _where(exc: BaseException) -> str:
+    """`Type: message (at file:line)`, naming the deepest frame (the user's code) in one line."""
+    text = " ".join(str(exc).split()) or "no message"
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{type(exc).__name__}: {exc.msg} (at {exc.filename}:{exc.lineno})"
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f"{type(exc).__name__}: {text}" + (f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else "")
 
 
 def model_name(spec: str) -> str:
@@ -157,7 +173,11 @@ def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
     if not callable(func):
         raise EdgepruneError(f"--model {spec!r}: module {target!r} has no function {func_name!r}.")
     kwargs = {"data_dir": data_dir} if "data_dir" in inspect.signature(func).parameters else {}
-    user = _to_user_model(func(**kwargs), spec)
+    try:
+        result = func(**kwargs)
+    except Exception as exc:                     # noqa: BLE001 - the user's function fails (or wants arguments)
+        raise EdgepruneError(f"--model {spec!r}: calling {func_name}() raised {_where(exc)}.") from exc
+    user = _to_user_model(result, spec)
     _check_forward(user, spec)
     source = Path(inspect.getfile(module)).read_bytes()
     (train_x, train_y), (eval_x, eval_y) = user.train, user.eval

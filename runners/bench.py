@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -206,6 +207,9 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
     models = manifest.get("models")
     if not isinstance(models, list) or not all(isinstance(m, dict) and m.get("name") for m in models):
         raise BundleError(f"{path} has no valid 'models' list (each model needs at least a name).")
+    bad = next((m["name"] for m in models if not isinstance(m.get("files", []), list)), None)
+    if bad is not None:
+        raise BundleError(f"{path} gives model {bad!r} a 'files' entry that is not a list.")
     evals = manifest.get("evals", {})
     if not isinstance(evals, dict):
         raise BundleError(f"{path} has an 'evals' entry that is not an object.")
@@ -286,11 +290,15 @@ class EvalSets:
             path, _, _ = check_file(self.bundle, entry)
         except ModelError as exc:
             raise ModelError(f"eval set {key!r}: {exc}") from None
+        if not zipfile.is_zipfile(path):  # np.load would call a non-zip file "pickled data"
+            raise ModelError(f"eval set {key!r} ({entry['path']}) is not an npz archive")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 inputs, labels = npz["inputs"], npz["labels"]
         except Exception as exc:  # noqa: BLE001 - corrupt npz, missing arrays
             raise ModelError(f"eval set {key!r} ({entry['path']}) cannot be read: {_one_line(exc)}") from None
+        if inputs.ndim == 0 or labels.ndim == 0:
+            raise ModelError(f"eval set {key!r} ({entry['path']}) holds scalars, not arrays of rows")
         if len(inputs) == 0 or len(inputs) != len(labels):
             raise ModelError(f"eval set {key!r} has {len(inputs)} inputs and {len(labels)} labels")
         return inputs, labels

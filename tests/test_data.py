@@ -265,3 +265,12 @@ def test_load_task_mnist_from_a_data_folder(tmp_path, monkeypatch):
 def test_load_task_unknown_name():
     with pytest.raises(EdgepruneError, match="mnist"):
         load_task("imagenet", None)
+
+
+def test_locate_offline_with_a_data_folder_lacking_mnist_names_that_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv(mnist.MIRRORS_ENV, "http://127.0.0.1:9/")
+    with pytest.raises(EdgepruneError) as info:
+        mnist.locate(tmp_path, tmp_path / "cache")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'mnist'} does not hold the four MNIST IDX files, and MNIST could not")
+    assert "--data-dir" in message and "\n" not in message

@@ -112,6 +112,19 @@ def test_missing_data_offline_is_one_sentence(tmp_path):
     assert not (tmp_path / "bundle").exists()
 
 
+@pytest.mark.parametrize("case", ["user-folder", "file", "under-a-file"])
+def test_export_out_that_would_lose_files_is_refused_before_training(case, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("precious")
+    out = {"user-folder": mine, "file": mine / "thesis.tex", "under-a-file": mine / "thesis.tex" / "bundle"}[case]
+    proc = harness("export", "--profile", "quick", "--tasks", "nosuch", "--runs-dir", str(tmp_path / "runs"),
+                   "--out", str(out), check=False)   # the unknown task would fail next: nothing trains
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: --out {out} ") and proc.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"] and (mine / "thesis.tex").read_text() == "precious"
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+
+
 needs_sst2 = pytest.mark.skipif(not DATA or not (Path(DATA) / "sst2").is_dir(), reason="EDGEPRUNE_DATA does not hold sst2/")
 
 

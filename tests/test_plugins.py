@@ -133,3 +133,18 @@ def test_cli_reports_a_bad_spec_in_one_line(tmp_path):
                           capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and done.stderr.count("\n") == 1
     assert not (tmp_path / "bundle").exists()
+
+
+@pytest.mark.parametrize("source, spec, words", [
+    ("def build(:\n", "{file}:build", "importing {file} raised SyntaxError"),
+    ("import no_such_package_xyz\n", "{file}:build", "raised ModuleNotFoundError"),
+    ("def build():\n    raise ValueError('no data here')\n", "{file}:build",
+     "calling build() raised ValueError: no data here (at {file}:2)"),
+    ("def build(size):\n    return None\n", "{file}:build", "calling build() raised TypeError"),
+])
+def test_a_failing_user_module_or_function_is_one_sentence(source, spec, words, tmp_path, clean_registries):
+    path = tmp_path / "broken_plugin.py"
+    path.write_text(source)
+    with pytest.raises(EdgepruneError) as info:
+        plugins.register_plugin(spec.format(file=path))
+    assert words.format(file=path) in str(info.value) and "\n" not in str(info.value)

@@ -293,3 +293,32 @@ def test_report_package_does_not_import_torch():
     import subprocess
     code = "import sys, harness.report.build; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_result_whose_device_is_not_an_object_is_one_sentence(inputs):
+    bad = inputs["results"][0]
+    write_json(bad, {**json.loads(bad.read_text()), "device": "pi5"})
+    with pytest.raises(ReportError, match="'device' entry that is not an object"):
+        build_report([bad], inputs["bundle"], inputs["tmp"] / "report")
+    assert not (inputs["tmp"] / "report").exists()
+
+
+def test_manifest_model_files_not_a_list_is_one_sentence(inputs):
+    manifest = copy.deepcopy(inputs["manifest"])
+    manifest["models"][0]["files"] = 5
+    write_json(inputs["bundle"] / "manifest.json", manifest)
+    with pytest.raises(ReportError, match="not an object with a list of files"):
+        build_report(inputs["results"], inputs["bundle"], inputs["tmp"] / "report")
+
+
+def test_cli_out_under_a_file_is_one_sentence(inputs):
+    import subprocess
+
+    blocker = inputs["tmp"] / "a-file"
+    blocker.write_text("mine")
+    harness = Path(sys.executable).parent / "harness"
+    done = subprocess.run([str(harness), "report", *map(str, inputs["results"]), "--bundle", str(inputs["bundle"]),
+                           "--out", str(blocker / "report")], capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith("error: could not write the report")
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert blocker.read_text() == "mine"

@@ -6,6 +6,7 @@ and no assertion on how fast anything is.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -216,6 +217,25 @@ def test_eval_sha_mismatch_fails_its_models(bundle: Path, tmp_path: Path) -> Non
         assert m["status"] == "error" and "eval set 'toy'" in m["error"] and "sha256 mismatch" in m["error"]
 
 
+@pytest.mark.parametrize("content, words", [(b"not a zip archive", "is not an npz archive"),
+                                            ("scalars", "holds scalars")])
+def test_corrupt_eval_npz_fails_its_models_in_one_line(content, words, bundle: Path, tmp_path: Path) -> None:
+    manifest = manifest_of(bundle)
+    rel = manifest["evals"]["toy"]["path"]
+    if content == "scalars":
+        np.savez(bundle / rel, inputs=np.float32(1), labels=np.int64(0))
+    else:
+        (bundle / rel).write_bytes(content)
+    data = (bundle / rel).read_bytes()              # the sha256 matches: the file itself is bad
+    manifest["evals"]["toy"].update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    write_manifest(bundle, manifest)
+    res, result = bench(bundle, tmp_path / "r.json")
+    assert res.exit_code == 0, res.output
+    assert_no_traceback(res)
+    for m in result["models"]:
+        assert m["status"] == "error" and words in m["error"] and "\n" not in m["error"]
+
+
 def test_path_outside_bundle_refused(bundle: Path, tmp_path: Path) -> None:
     manifest = manifest_of(bundle)
     manifest["models"][0]["files"][0]["path"] = "../outside.onnx"
@@ -240,7 +260,7 @@ def test_only_onnx_formats_are_run(bundle: Path, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("case", ["no-bundle", "no-manifest", "corrupt-json", "wrong-schema", "not-object",
-                                  "no-out-dir", "out-is-dir"])
+                                  "files-not-list", "no-out-dir", "out-is-dir"])
 def test_bad_input_one_sentence_exit_2(case: str, bundle: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     target = bundle
@@ -256,6 +276,10 @@ def test_bad_input_one_sentence_exit_2(case: str, bundle: Path, tmp_path: Path) 
         write_manifest(bundle, manifest)
     elif case == "not-object":
         (bundle / "manifest.json").write_text("[1, 2]")
+    elif case == "files-not-list":
+        manifest = manifest_of(bundle)
+        manifest["models"][0]["files"] = 5
+        write_manifest(bundle, manifest)
     elif case == "no-out-dir":
         out = tmp_path / "missing-dir" / "r.json"
     elif case == "out-is-dir":

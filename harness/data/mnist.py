@@ -125,7 +125,12 @@ def locate(data_dir: Path | None, cache_dir: Path, allow_download: bool = True) 
         where = f"{data_dir / 'mnist'}" if data_dir else "no data folder given"
         raise EdgepruneError(f"MNIST files not found ({where}): set EDGEPRUNE_DATA or pass --data-dir.")
     print(f"MNIST not found locally; downloading the official files into {cache}", file=sys.stderr)
-    download(cache)
+    try:
+        download(cache)
+    except EdgepruneError as exc:
+        if data_dir is None:
+            raise
+        raise EdgepruneError(f"{data_dir / 'mnist'} does not hold the four MNIST IDX files, and {exc}") from None
     return cache
 
 

@@ -78,6 +78,10 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     models = manifest.get("models")
     if not isinstance(models, list) or not models:
         raise ReportError(f"{path} lists no models; export the bundle again")
+    if not all(isinstance(m, dict) and isinstance(m.get("files", []), list)
+               and all(isinstance(f, dict) for f in m.get("files", [])) for m in models):
+        raise ReportError(f"{path} has a model entry that is not an object with a list of files; "
+                          f"export the bundle again")
     return manifest
 
 
@@ -91,6 +95,9 @@ def read_result(path: Path, manifest: Mapping[str, Any], bundle_dir: Path) -> di
         )
     if not isinstance(result.get("models"), list):
         raise ReportError(f"{path} has no models list, so it is not a complete edgeprune result")
+    for key in ("device", "settings"):
+        if not isinstance(result.get(key) or {}, dict):
+            raise ReportError(f"{path} has a {key!r} entry that is not an object, so it is not an edgeprune result")
     return result
 
 
