@@ -126,12 +126,16 @@ def run_experiments(settings: ExportSettings) -> ExportRun:
         raise EdgepruneError(f"unknown task {unknown[0]!r}; known: {', '.join(PLANS)}.")
     profile = PROFILES[settings.profile]
     run = ExportRun(variants=[], sensitivity=[])
-    loaded: dict[str, TaskData] = {}          # plans sharing a task load it once
+    # Every task's data is loaded before any training, so a missing data set stops the export at once;
+    # plans sharing a task load it once.
+    loaded: dict[str, TaskData] = {}
+    for plan_name in settings.tasks:
+        task_name = PLANS[plan_name].task
+        if task_name not in loaded:
+            loaded[task_name] = load_task(task_name, settings.data_dir, profile.train_limit, profile.eval_limit)
     seen: set[str] = set()
     for plan_name in settings.tasks:
         plan = PLANS[plan_name]
-        if plan.task not in loaded:
-            loaded[plan.task] = load_task(plan.task, settings.data_dir, profile.train_limit, profile.eval_limit)
         task = loaded[plan.task]
         experiments = [e for e in plan.experiments if settings.experiments is None or e in settings.experiments]
         for seed in range(settings.seeds):
