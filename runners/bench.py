@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import fnmatch
 import gc
-import hashlib
 import json
 import math
 import os
 import sys
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass
@@ -31,6 +29,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from runners import MANIFEST_SCHEMA, RESULT_SCHEMA, __version__
+from runners.files import atomic_write, sha256_file
 
 MB = 2**20
 
@@ -214,17 +213,6 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
     if not isinstance(evals, dict):
         raise BundleError(f"{path} has an 'evals' entry that is not an object.")
     return manifest
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            block = fh.read(chunk)
-            if not block:
-                break
-            h.update(block)
-    return h.hexdigest()
 
 
 def _resolve(bundle: Path, rel: Any) -> Path:
@@ -598,22 +586,5 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
 
 def write_result(result: dict[str, Any], out: Path) -> Path:
     """Write JSON atomically: a temporary file beside ``out``, fsync, then os.replace."""
-    out = Path(out)
     text = json.dumps(result, indent=2, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the result ordinary file permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return out
+    return atomic_write(Path(out), lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -10,10 +10,11 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import tempfile
 import zipapp
 import zipfile
 from pathlib import Path
+
+from runners.files import atomic_write
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 INTERPRETER = "/usr/bin/env python3"
@@ -61,20 +62,6 @@ def build_archive() -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_runner(dest_dir: Path) -> list[Path]:
     """Write ``dest_dir/runner`` (executable zipapp, shebang ``/usr/bin/env python3``, entry runners.cli:main)
     and ``dest_dir/requirements.txt`` (a copy of runners/requirements.txt). Returns both paths."""
@@ -89,7 +76,7 @@ def write_runner(dest_dir: Path) -> list[Path]:
         zipapp.create_archive(io.BytesIO(archive), tmp, interpreter=INTERPRETER)
         tmp.chmod(0o755)
 
-    _atomic_write(runner, write_zipapp)
-    _atomic_write(requirements, lambda tmp: (shutil.copyfile(PACKAGE_DIR / "requirements.txt", tmp),
+    atomic_write(runner, write_zipapp)
+    atomic_write(requirements, lambda tmp: (shutil.copyfile(PACKAGE_DIR / "requirements.txt", tmp),
                                              tmp.chmod(0o644)))
     return [runner, requirements]
