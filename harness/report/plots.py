@@ -19,6 +19,7 @@ from matplotlib.lines import Line2D
 
 from harness.report.render import Block, Heading, Image, Paragraph, slug
 from harness.report.tables import format_rank
+from harness.report.variants import sparsity_rate_pct
 
 DPI = 120
 HOST_SOURCE = "workstation (torch)"
@@ -118,7 +119,10 @@ def _new_axes(title: str, xlabel: str) -> tuple[Figure, object]:
 
 
 def plot_accuracy_vs_sparsity(rows: pd.DataFrame, style: PlotStyle, task: str, path: Path) -> bool:
-    fig, ax = _new_axes(f"{task}: accuracy vs sparsity", "Sparsity of prunable weights (%)")
+    # Structured variants have no zero weights: they sit at the lab's "Sparsity Rate", the parameters removed.
+    rows = rows.assign(sparsity_pct=sparsity_rate_pct(rows, rows))
+    fig, ax = _new_axes(f"{task}: accuracy vs sparsity",
+                        "Sparsity of prunable weights (%); structured: parameters removed (%)")
     methods, sources = [], []
     host = seed_means(rows[rows["in_manifest"]].drop_duplicates("name"), ["experiment", "method"],
                       "sparsity_pct", "host_accuracy_pct")
