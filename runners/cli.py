@@ -1,7 +1,7 @@
 """``runner``: the device-side command line (console script ``runner = runners.cli:main``).
 
     runner bench BUNDLE --out RESULT.json [--threads N] [--batch-size B] [--warmup N] [--min-runs N]
-                 [--min-seconds S] [--models GLOB] [--label NAME]
+                 [--min-seconds S] [--api iobinding|run] [--models GLOB] [--label NAME]
     runner device            # print this device's facts as JSON
 """
 
@@ -52,6 +52,10 @@ def main() -> None:
               help="Timed runs continue until at least this many ...")
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="... and at least this many seconds have passed.")
+@click.option("--api", type=click.Choice(["iobinding", "run"]), default="iobinding", show_default=True,
+              help="How each timed call is made: 'iobinding' binds the input once and times the model plus "
+                   "onnxruntime's dispatch; 'run' times sess.run(None, feed), as notebooks do (adds the Python "
+                   "binding's per-call conversions).")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=256, show_default=True,
               help="Rows per inference when measuring accuracy.")
 @click.option("--models", "models_glob", default=None, metavar="GLOB",
@@ -59,18 +63,18 @@ def main() -> None:
 @click.option("--label", default=None, help="Device label in the result (default: hostname).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")
 def bench(bundle: Path, out: Path, threads: int, batch_size: int, warmup: int, min_runs: int,
-          min_seconds: float, eval_batch_size: int, models_glob: str | None, label: str | None,
+          min_seconds: float, api: str, eval_batch_size: int, models_glob: str | None, label: str | None,
           strict: bool) -> None:
     """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
     from runners.bench import BenchSettings, BundleError, load_manifest, run_bench, write_result
 
     _check_out(out)
     settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
-                             min_seconds=min_seconds, eval_batch_size=eval_batch_size, models=models_glob)
+                             min_seconds=min_seconds, api=api, eval_batch_size=eval_batch_size, models=models_glob)
     try:
         manifest = load_manifest(bundle)
         click.echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
-                   f"threads {threads or 'default'}, batch {batch_size}", err=True)
+                   f"threads {threads or 'default'}, batch {batch_size}, calls via {api}", err=True)
         result = run_bench(bundle, settings, label=label, progress=lambda line: click.echo(line, err=True),
                            manifest=manifest)
     except BundleError as exc:

@@ -83,7 +83,7 @@ def synthetic_result(manifest, threads, accuracy_shift):
                    "python": "3.11.2", "onnxruntime": "1.20.0", "providers": ["CPUExecutionProvider"],
                    "numpy": "2.0"},
         "settings": {"threads": threads, "batch_size": 1, "warmup": 10, "min_runs": 100, "min_seconds": 1.0,
-                     "provider": "CPUExecutionProvider"},
+                     "provider": "CPUExecutionProvider", "api": "iobinding"},
         "models": models,
     }
 
@@ -133,6 +133,20 @@ def test_load_frame_one_row_per_device_and_file(inputs):
     baseline = frame[(frame["name"] == "mnist-ffn-baseline-it0") & (frame["format"] == "onnx")]
     assert baseline["accuracy_delta_pp"].round(6).tolist() == [-0.05, 0.0]
     assert frame.attrs["host"]["cpu_model"] == "Workstation CPU 9000"
+
+
+def test_results_of_older_runners_are_labelled_as_sess_run_calls(inputs):
+    """Before runner 0.2 results had no settings.api and timed sess.run: they must not pass as iobinding numbers."""
+    old = json.loads(inputs["results"][0].read_text())
+    del old["settings"]["api"]
+    old_path = write_json(inputs["tmp"] / "pi5-old.json", old)
+    frame = load_frame([old_path, inputs["results"][1]], inputs["bundle"])
+    assert list(dict.fromkeys(frame["device"])) == ["pi5 (threads 1, batch 1, run calls)", THREADS_AUTO]
+    out = inputs["tmp"] / "report-old"
+    build_report([old_path, inputs["results"][1]], inputs["bundle"], out)
+    devices = section((out / "report.md").read_text(), "## Devices")
+    calls = next(line for line in devices.splitlines() if line.startswith("| Bench calls"))
+    assert [c.strip() for c in calls.strip("|").split("|")][1:] == ["—", "run", "iobinding"]
 
 
 def test_report_contents(inputs):

@@ -35,7 +35,7 @@ FAST = ["--min-runs", "8", "--min-seconds", "0", "--warmup", "1"]
 TOP_KEYS = {"schema", "bundle", "bundle_path", "runner_version", "created", "device", "settings", "models"}
 DEVICE_KEYS = {"hostname", "label", "cpu_model", "machine", "physical_cores", "logical_cores", "cpu_freq_mhz",
                "isa_flags", "memory_total_mb", "os", "os_release", "python", "onnxruntime", "providers", "numpy"}
-SETTINGS_KEYS = {"threads", "batch_size", "warmup", "min_runs", "min_seconds", "provider"}
+SETTINGS_KEYS = {"threads", "batch_size", "warmup", "min_runs", "min_seconds", "provider", "api"}
 MODEL_KEYS = {"name", "file", "format", "status", "error", "sha256_ok", "disk_bytes", "session_ms", "first_ms",
               "latency_ms", "memory_mb", "accuracy", "eval_n"}
 LATENCY_KEYS = {"n", "mean", "std", "min", "p50", "p90", "p99", "max", "p50_ci95"}
@@ -137,7 +137,7 @@ def test_threads_and_batch_size_recorded(bundle: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     s = data["settings"]
     assert (s["threads"], s["batch_size"], s["warmup"], s["min_runs"], s["min_seconds"]) == (1, 4, 1, 8, 0.0)
-    assert s["provider"] == "CPUExecutionProvider"
+    assert s["provider"] == "CPUExecutionProvider" and s["api"] == "iobinding"
     assert all(m["batch_size"] == 4 for m in data["models"])
     assert data["device"]["label"] == "bench-box"
 
@@ -330,6 +330,32 @@ def test_run_bench_api(bundle: Path) -> None:
     result = run_bench(bundle, BenchSettings(min_runs=3, min_seconds=0, warmup=0), progress=lines.append)
     assert result["schema"] == RESULT_SCHEMA and len(lines) == 2
     assert all(m["status"] == "ok" for m in result["models"])
+
+
+def test_both_call_apis_give_the_same_outputs_and_accuracy(bundle: Path, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from runners.bench import make_call
+
+    manifest = manifest_of(bundle)
+    path = bundle / manifest["models"][0]["files"][0]["path"]
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).random((2, *sess.get_inputs()[0].shape[1:]), dtype=np.float32)
+    feed = {sess.get_inputs()[0].name: x}
+    via_run = make_call(sess, feed, "run")()[0]
+    binding_call = make_call(sess, feed, "iobinding")
+    binding_call()  # the outputs stay in the binding
+    np.testing.assert_array_equal(binding_call.args[0].copy_outputs_to_cpu()[0], via_run)
+
+    results = {api: bench(bundle, tmp_path / f"{api}.json", "--api", api)[1] for api in ("run", "iobinding")}
+    assert [r["settings"]["api"] for r in results.values()] == ["run", "iobinding"]
+    assert [m["accuracy"] for m in results["run"]["models"]] == [m["accuracy"] for m in results["iobinding"]["models"]]
+    assert all(m["status"] == "ok" for r in results.values() for m in r["models"])
+
+
+def test_unknown_call_api_refused() -> None:
+    with pytest.raises(ValueError, match="unknown call api"):
+        BenchSettings(api="grpc")
 
 
 # ------------------------------------------------------------------------------------------- device facts

@@ -120,6 +120,11 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def call_api(settings: Mapping[str, Any]) -> str:
+    """How the runner made each timed call; results written before runner 0.2 have no 'api' and timed sess.run."""
+    return str(settings.get("api") or "run")
+
+
 def device_labels(results: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -> list[str]:
     """One distinct label per result: the device label plus threads and batch, so runs with other settings on the
     same machine stay separate devices; exact repeats get "#2", "#3"."""
@@ -132,7 +137,8 @@ def device_labels(results: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -
         threads_text = "auto" if threads == 0 else ("?" if threads is None else str(threads))
         batch = settings.get("batch_size", settings.get("batch_sizes"))
         batch_text = "?" if batch is None else (",".join(map(str, batch)) if isinstance(batch, list) else str(batch))
-        labels.append(f"{base} (threads {threads_text}, batch {batch_text})")
+        api_text = "" if call_api(settings) == "iobinding" else f", {call_api(settings)} calls"
+        labels.append(f"{base} (threads {threads_text}, batch {batch_text}{api_text})")
     totals = Counter(labels)
     seen: Counter[str] = Counter()
     distinct = []

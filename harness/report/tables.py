@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.report.load import ACCURACY_FLAG_PP, BYTES_PER_MB, flatten, is_missing
+from harness.report.load import ACCURACY_FLAG_PP, BYTES_PER_MB, call_api, flatten, is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 
 FLAG = "⚠"
@@ -154,6 +154,7 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
         "Providers": _text(_get(flat, "device.providers")),
         "Bench threads": DASH if threads is None else ("auto (0)" if threads == 0 else _text(threads)),
         "Bench batch size": _text(_get(flat, "settings.batch_size")),
+        "Bench calls": call_api({"api": _get(flat, "settings.api")}) if _get(flat, "runner_version") else DASH,
         "Bench warm-up / min runs / min seconds": " / ".join(
             _text(_get(flat, f"settings.{k}")) for k in ("warmup", "min_runs", "min_seconds")),
         "Runner": _text(_get(flat, "runner_version")),
