@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> float:
         sys.exit(f"{args.bundle} holds no structured variant with a dense baseline of the same family")
     threads_list = [int(t) for t in args.threads.split(",")]
     evals = EvalSets(args.bundle, manifest.get("evals") or {})
-    files = {(m["name"], f["path"]): (m, f) for d, df, m, f in pairs for m, f in ((d, df), (m, f))}
+    files: dict[str, tuple[dict, dict]] = {}  # path -> (model, file); a dense file shared by variants is timed once
+    for dense, dense_file, model, model_file in pairs:
+        files[dense_file["path"]] = (dense, dense_file)
+        files[model_file["path"]] = (model, model_file)
     p50s: dict[tuple[str, int], list[float]] = {}
     accuracy: dict[str, float] = {}
     for threads in threads_list:

@@ -154,7 +154,7 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
         "Providers": _text(_get(flat, "device.providers")),
         "Bench threads": DASH if threads is None else ("auto (0)" if threads == 0 else _text(threads)),
         "Bench batch size": _text(_get(flat, "settings.batch_size")),
-        "Bench calls": call_api({"api": _get(flat, "settings.api")}) if _get(flat, "runner_version") else DASH,
+        "Bench calls": DASH if threads is None else call_api({"api": _get(flat, "settings.api")}),
         "Bench warm-up / min runs / min seconds": " / ".join(
             _text(_get(flat, f"settings.{k}")) for k in ("warmup", "min_runs", "min_seconds")),
         "Runner": _text(_get(flat, "runner_version")),
