@@ -14,6 +14,7 @@ import numpy as np
 
 import harness
 from harness.data import TaskData
+from harness.errors import EdgepruneError
 from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
@@ -45,27 +46,36 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
     """ONNX files of one variant, cached beside its weights (a finished run is never re-exported).
 
     Every variant gets a dense ONNX file; a variant with unstructured sparsity also gets a twin whose pruned
-    weights are sparse initializers, checked to predict exactly what the dense file predicts on the eval set.
-    `int8` (default: baseline and structured variants) adds dynamic and static int8 twins (exporters.quantize).
+    weights are sparse initializers where that is smaller (exporters.sparse_onnx), which must predict exactly what
+    the dense file predicts on the eval set. `int8` (default: baseline and structured variants) adds dynamic and
+    static int8 twins (exporters.quantize).
     """
     folder = variant.folder
     onnx_path, sparse_path, check_path = folder / "model.onnx", folder / "model.sparse.onnx", folder / "onnx-check.json"
     sparse_wanted = variant.metrics.get("sparsity", 0) > 0 and variant.experiment in UNSTRUCTURED_EXPERIMENTS
-    if not (onnx_path.exists() and check_path.exists() and (sparse_path.exists() or not sparse_wanted)):
+    checks = read_json(check_path) if check_path.exists() else {}
+    # An export from before the sparse twin recorded its tensor count may hold a twin larger than the dense file.
+    if not (onnx_path.exists() and checks and (not sparse_wanted or "onnx_sparse_tensors" in checks)):
+        sparse_path.unlink(missing_ok=True)
         model = variant.build(task)
         export_onnx(model, task.eval_x[:1], onnx_path)
         checks = {"onnx_max_abs_diff": max_abs_diff(onnx_path, model, task.eval_x[:CHECK_ROWS])}
         if sparse_wanted:
-            write_sparse_onnx(onnx_path, sparse_path)
+            checks["onnx_sparse_tensors"] = write_sparse_onnx(onnx_path, sparse_path)
+        if checks.get("onnx_sparse_tensors"):
             checks["onnx_sparse_max_abs_diff"] = max_abs_diff(sparse_path, model, task.eval_x[:CHECK_ROWS])
             checks["onnx_sparse_same_predictions"] = same_predictions(onnx_path, sparse_path, task.eval_x)
+            if not checks["onnx_sparse_same_predictions"]:
+                sparse_path.unlink()
+                raise EdgepruneError(f"The sparse-initializer ONNX file of {variant.name} predicts differently "
+                                     f"from its dense ONNX file on the eval set; nothing was exported for it.")
         write_json(check_path, checks)
     files = [ModelFile(onnx_path, "onnx")]
-    if sparse_wanted:
+    if checks.get("onnx_sparse_tensors"):
         files.append(ModelFile(sparse_path, "onnx-sparse"))
-    checks = read_json(check_path)
     if int8 if int8 is not None else variant.experiment in INT8_EXPERIMENTS:
-        int8_files, int8_checks = export_int8(onnx_path, task.train_x, task.eval_x)   # calibrated on train inputs
+        # calibrated on train inputs, checked on the eval set
+        int8_files, int8_checks = export_int8(onnx_path, task.train_x, task.eval_x, task.eval_y)
         files += [ModelFile(path, fmt) for path, fmt in int8_files]
         checks = {**checks, **int8_checks}
     return Exported(variant, files, checks)

@@ -21,6 +21,7 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from harness.io import atomic_path
+from harness.representations import format_key
 
 INT8_FORMATS = ("onnx-int8-dynamic", "onnx-int8-static")
 INT8_EXPERIMENTS = ("baseline", "structured")    # plus the sparsest IMP iteration of each method (int8_selection)
@@ -99,22 +100,28 @@ def _predictions(path: Path, inputs: np.ndarray, batch: int = 1000) -> np.ndarra
                            for i in range(0, len(inputs), batch)])
 
 
-def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray) -> tuple[list[tuple[Path, str]], dict]:
-    """Dynamic and static int8 twins of a dense ONNX file, cached beside it with their checks: the fraction of
-    eval rows whose argmax agrees with the fp32 file (`onnx_int8_*_agreement`)."""
+def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray,
+                eval_y: np.ndarray) -> tuple[list[tuple[Path, str]], dict]:
+    """Dynamic and static int8 twins of a dense ONNX file, cached beside it with their checks on the eval set: the
+    fraction of rows whose argmax agrees with the fp32 file (`onnx_int8_*_agreement`) and the int8 file's own
+    accuracy on the host (`onnx_int8_*_accuracy`), which a device's accuracy for that file is compared with."""
+    from harness.experiments.store import read_json
+    from harness.io import write_json
+
     folder = Path(onnx_path).parent
     files = [(folder / "model.int8-dynamic.onnx", "onnx-int8-dynamic"),
              (folder / "model.int8-static.onnx", "onnx-int8-static")]
     check_path = folder / "int8-check.json"
-    if not (check_path.exists() and all(p.exists() for p, _ in files)):
-        from harness.io import write_json
-
-        quantize_dynamic_int8(onnx_path, files[0][0])
-        quantize_static_int8(onnx_path, files[1][0], calibration)
-        reference = _predictions(onnx_path, eval_x)
-        checks = {f"onnx_{fmt.removeprefix('onnx-').replace('-', '_')}_agreement":
-                  float((_predictions(path, eval_x) == reference).mean()) for path, fmt in files}
-        write_json(check_path, checks)
-    from harness.experiments.store import read_json
-
-    return files, read_json(check_path)
+    wanted = [f"{format_key(fmt)}_{what}" for _, fmt in files for what in ("agreement", "accuracy")]
+    if check_path.exists() and all(p.exists() for p, _ in files) and set(wanted) <= set(read_json(check_path)):
+        return files, read_json(check_path)
+    quantize_dynamic_int8(onnx_path, files[0][0])
+    quantize_static_int8(onnx_path, files[1][0], calibration)
+    reference = _predictions(onnx_path, eval_x)
+    checks = {}
+    for path, fmt in files:
+        predicted = _predictions(path, eval_x)
+        checks[f"{format_key(fmt)}_agreement"] = float((predicted == reference).mean())
+        checks[f"{format_key(fmt)}_accuracy"] = float((predicted == eval_y).mean())
+    write_json(check_path, checks)
+    return files, checks

@@ -19,6 +19,8 @@ from __future__ import annotations
 import io
 import math
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,7 @@ from torch import nn
 from harness.errors import EdgepruneError
 from harness.io import write_bytes
 from harness.metrics import prunable_names, saved_size, without_reparametrization
+from harness.representations import ENTROPY_BOUND
 
 COMPACT_FORMATS = ("csr", "bitmask", "bitmask_deflate", "bitmask_int8")
 SEP = "::"
@@ -131,7 +134,7 @@ def load_compact(path_or_bytes) -> dict[str, torch.Tensor]:
     try:
         with np.load(source, allow_pickle=False) as npz:
             return decode_compact({k: npz[k] for k in npz.files})
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise EdgepruneError(f"{path_or_bytes if not isinstance(path_or_bytes, bytes) else 'data'} "
                              f"is not a compact edgeprune state ({exc}).") from exc
 
@@ -178,5 +181,5 @@ def storage_sizes(model: nn.Module) -> dict[str, int]:
     sizes = {"dense": saved_size(plain.state_dict()), "lab_coo": saved_size(lab_coo_state_dict(model))}
     sizes.update({fmt: len(compact_bytes(model, fmt)) for fmt in COMPACT_FORMATS})
     sizes["torch_dynamic_int8"] = torch_dynamic_int8_bytes(model)
-    sizes["entropy_bound"] = entropy_bound_bytes(model)
+    sizes[ENTROPY_BOUND] = entropy_bound_bytes(model)
     return sizes

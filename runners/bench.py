@@ -32,7 +32,7 @@ import numpy as np
 from runners import MANIFEST_SCHEMA, RESULT_SCHEMA, __version__
 from runners.files import atomic_write, sha256_file
 
-MB = 2**20
+MB = 2**20   # memory_mb keys are MiB, as psutil and top count memory
 
 # onnxruntime input type strings -> numpy dtypes used to feed them.
 _ORT_DTYPES = {
@@ -583,6 +583,8 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
             print(line, file=sys.stderr, flush=True)
 
     pairs = selected_files(manifest, settings.models)
+    if not pairs and settings.models is None:
+        raise BundleError(f"{bundle / 'manifest.json'} lists no models, so there is nothing to measure.")
     if not pairs:
         raise BundleError(f"No model in {bundle / 'manifest.json'} matches --models {settings.models!r}.")
     check_dependencies()

@@ -53,11 +53,14 @@ def test_export_int8_caches_files_and_checks(trained, tiny_task, tmp_path):
     _, src = trained
     local = tmp_path / "model.onnx"
     local.write_bytes(src.read_bytes())
-    files, checks = export_int8(local, tiny_task.train_x, tiny_task.eval_x)
+    files, checks = export_int8(local, tiny_task.train_x, tiny_task.eval_x, tiny_task.eval_y)
     assert [fmt for _, fmt in files] == ["onnx-int8-dynamic", "onnx-int8-static"]
     assert checks["onnx_int8_static_agreement"] >= 0.9 and checks["onnx_int8_dynamic_agreement"] >= 0.9
+    for path, fmt in files:      # the int8 file's own accuracy, which a device measuring that file must match
+        want = (logits(path, tiny_task.eval_x).argmax(1) == tiny_task.eval_y).mean()
+        assert checks[f"onnx_{fmt.removeprefix('onnx-').replace('-', '_')}_accuracy"] == pytest.approx(want)
     stamp = files[1][0].stat().st_mtime_ns
-    assert export_int8(local, tiny_task.train_x, tiny_task.eval_x)[1] == checks
+    assert export_int8(local, tiny_task.train_x, tiny_task.eval_x, tiny_task.eval_y)[1] == checks
     assert files[1][0].stat().st_mtime_ns == stamp                # cached: not quantized again
 
 

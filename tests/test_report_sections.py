@@ -47,7 +47,8 @@ def rich_manifest():
         m["sparsity_per_parameter"] = {"fc.weight": s * 1.1, "fc.bias": 0.0, "out.weight": s * 0.5}
         m["sparsity_overall"] = s * 0.99
         m["host_latency_ms"] = 0.2
-        m["storage"] = {**m["storage"], "bitmask": m["storage"]["csr"] - 100}
+        # a lossy int8 file smaller than everything: a size to show, never the "best" against a 32-bit bound
+        m["storage"] = {**m["storage"], "bitmask": m["storage"]["csr"] - 100, "bitmask_int8": 1000}
     manifest["sensitivity"] = [
         {"task": "mnist", "model": "ffn", "group": group, "kind": "unstructured", "ratio": ratio,
          "accuracy": 0.98 - drop * ratio, "baseline_accuracy": 0.98, "params_removed": 100}
@@ -134,12 +135,12 @@ def test_sparsity_table_direct():
 
 def test_storage_ratios_and_coo_explanation(rich):
     storage = section(rich["md"], "## Host storage")
-    assert "| Best representation | Best / entropy bound | lab_coo / entropy bound |" in storage
+    assert "| Best lossless | Best lossless / entropy bound | lab_coo / entropy bound |" in storage
     # 75% model, seed 0: nonzero 2,500 -> bitmask 2,500 x 8 + 304, entropy bound 7,500, lab_coo 50,000 bytes.
     assert "| bitmask | 2.71× | 6.67× |" in storage
     assert "indices [2, nnz] int64" in storage and "biases" in storage
     sparse = section(rich["md"], "### What the sparse-initializer file buys on the device")
-    assert "Size sparse/dense" in sparse and "Load (ms) sparse" in sparse and "Peak RSS (MB) sparse" in sparse
+    assert "Size sparse/dense" in sparse and "Load (ms) sparse" in sparse and "Peak RSS (MiB) sparse" in sparse
 
 
 def test_methods_paragraph(rich):
@@ -212,3 +213,21 @@ def test_pareto_section_marks_and_best_deployable(rich):
     assert bool(dense["frontier_latency"])  # most accurate file and as fast as any other 98% file
     random = frame[frame["name"] == "mnist-ffn-repeated-random-it2"].iloc[0]
     assert not random["frontier_latency"] and not random["frontier_size"]
+
+
+def test_int8_files_are_held_to_their_own_host_accuracy_never_to_fp32(rich):
+    """Device accuracy of an int8 file against the host's accuracy of that same int8 file; without one, no flag."""
+    def int8_rows(manifest):
+        write_json(rich["bundle"] / "manifest.json", manifest)
+        frame = load_frame([rich["result"]], rich["bundle"])
+        return frame[frame["format"].str.startswith("onnx-int8")].set_index("format")
+
+    rows = int8_rows(rich["manifest"])          # fp32 0.95, static int8 measured 0.93 on the device
+    assert rows["host_accuracy"].isna().all() and not rows["accuracy_mismatch"].any()
+    manifest = copy.deepcopy(rich["manifest"])
+    quant = next(m for m in manifest["models"] if m["name"] == "mnist-ffn-quant")
+    quant["onnx_int8_static_accuracy"] = 0.945  # the host's onnxruntime on the same int8 file
+    rows = int8_rows(manifest)
+    assert rows.loc["onnx-int8-static", "host_accuracy"] == 0.945
+    assert rows.loc["onnx-int8-static", "accuracy_mismatch"]
+    assert not rows.loc["onnx-int8-dynamic", "accuracy_mismatch"]

@@ -151,6 +151,15 @@ def test_models_glob_selects(bundle: Path, tmp_path: Path) -> None:
     assert "matches" in res.stderr
 
 
+def test_a_bundle_without_models_says_so_without_naming_a_filter(bundle: Path, tmp_path: Path) -> None:
+    manifest = manifest_of(bundle)
+    manifest["models"] = []
+    write_manifest(bundle, manifest)
+    res, data = bench(bundle, tmp_path / "r.json")
+    assert res.exit_code == 2 and data is None
+    assert "lists no models" in res.stderr and "--models" not in res.stderr
+
+
 # ------------------------------------------------------------------------------------------- bad model files
 def test_truncated_model_is_error_others_measured(bundle: Path, tmp_path: Path) -> None:
     f = bundle / "models/toy-0.onnx"

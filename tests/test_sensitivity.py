@@ -83,3 +83,14 @@ def test_conclusions_name_groups_and_numbers():
     assert "structured pruning loses 20.0 points" in text[2] and "12.5" in text[2] and "attention" in text[2]
     assert all(re.search(r"\d", t) for t in text)
     assert sensitivity_conclusions([]) == []
+
+
+def test_conclusions_average_each_group_over_seeds():
+    """Three seeds x three layers: each layer counted once, its drop the mean over seeds."""
+    drops = {"layers.0": (1, 2, 3), "layers.1": (0, 1, 2), "out": (4, 5, 6)}
+    rows = [dict(row(group, "unstructured", 0.5, 0.9 - d / 100, i, "layer"), seed=seed)
+            for i, (group, ds) in enumerate(drops.items()) for seed, d in enumerate(ds)]
+    text = sensitivity_conclusions(rows)
+    assert "out is the most sensitive" in text[0] and "-5.0 points" in text[0]
+    assert "layers.1 the least" in text[0] and "-1.0 points" in text[0]
+    assert "layers.1, out lose 3.0 points on average against 2.0 for layers.0." in text[1]

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
+from harness.representations import SAME_WEIGHTS_FORMATS, format_key
 
 MANIFEST_SCHEMA = "edgeprune.manifest/1"
 RESULT_SCHEMA = "edgeprune.result/1"
@@ -148,14 +149,23 @@ def device_labels(results: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -
     return distinct
 
 
+def host_accuracy(model: Mapping[str, Any], fmt: str | None, model_accuracy: Any) -> Any:
+    """The host's accuracy for one file: the model's (torch) where the file holds the same float32 weights, else
+    the file's own host check (int8: onnxruntime on the workstation), else none: an int8 file is never held to
+    the fp32 accuracy, which it is not meant to reach exactly."""
+    if fmt is None or fmt in SAME_WEIGHTS_FORMATS:
+        return model_accuracy
+    return model.get(f"{format_key(fmt)}_accuracy")
+
+
 def _manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for model_index, model in enumerate(manifest["models"]):
         fields = flatten({key: value for key, value in model.items() if key != "files"})
-        fields["host_accuracy"] = fields.pop("accuracy", None)
+        model_accuracy = fields.pop("accuracy", None)
         for file_index, file in enumerate(model.get("files") or []):
             rows.append({
-                **fields,
+                **fields, "host_accuracy": host_accuracy(model, file.get("format"), model_accuracy),
                 "file": file.get("path"), "format": file.get("format"),
                 "file_bytes": file.get("bytes"), "file_sha256": file.get("sha256"),
                 "in_manifest": True, "order": model_index * 1000 + file_index,
@@ -230,7 +240,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     """One row per (device result, model file), with manifest fields, device facts and measurements.
 
     frame.attrs holds what is not per row: "host" (the workstation's device facts), "bundle_dir", "bundle_id",
-    "manifest" (created, profile, edgeprune_version, sensitivity, sensitivity_conclusions) and "results"
+    "manifest" (created, profile, edgeprune_version, sensitivity) and "results"
     ([{"path", "device"}] in the order given).
     """
     if not result_paths:
@@ -259,8 +269,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
         "host": dict(manifest.get("host") or {}),
         "bundle_dir": str(bundle_dir),
         "bundle_id": manifest["bundle_id"],
-        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity",
-                                                        "sensitivity_conclusions")},
+        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity")},
         "results": [{"path": str(path), "device": label} for path, label in zip(paths, labels)],
     }
     return frame

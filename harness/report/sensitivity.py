@@ -48,10 +48,22 @@ def _mean(xs) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def mean_over_seeds(rows: list[dict]) -> list[dict]:
+    """One row per (kind, group, ratio), accuracy and baseline averaged over the seeds that measured it."""
+    merged: dict[tuple, list[dict]] = {}
+    for r in rows:
+        merged.setdefault((r["kind"], r["group"], r["ratio"]), []).append(r)
+    return [{**same[0], "accuracy": _mean(r["accuracy"] for r in same),
+             "baseline_accuracy": _mean(r["baseline_accuracy"] for r in same), "seeds": len(same)}
+            for same in merged.values()]
+
+
 def sensitivity_conclusions(rows: list[dict], at: float = 0.5) -> list[str]:
-    """Two or three sentences drawn from one model's rows, with their numbers (accuracy drops in points)."""
+    """Two or three sentences drawn from one model's rows, with their numbers (accuracy drops in points; with
+    several seeds, every number is the mean over seeds)."""
     if not rows:
         return []
+    rows = mean_over_seeds(rows)
     ratio = min({r["ratio"] for r in rows}, key=lambda r: (abs(r - at), -r))
     here = [r for r in rows if r["ratio"] == ratio]
     pct = f"{ratio:.0%}"
@@ -131,8 +143,10 @@ def sensitivity_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         display = accuracy.map(lambda v: fmt_number(v, ".2f"))
         display.columns = [f"{r:.0%}" for r in accuracy.columns]
         display = display.reset_index().rename(columns={"group": "Group"})
-        baseline = rows["baseline_accuracy"].dropna()
-        note = f"Baseline accuracy {baseline.iloc[0] * 100:.2f}%." if len(baseline) else ""
+        baseline = rows.drop_duplicates("seed")["baseline_accuracy"].dropna() if "seed" in rows \
+            else rows["baseline_accuracy"].dropna().iloc[:1]
+        seeds = f" (mean over {len(baseline)} seeds)" if len(baseline) > 1 else ""
+        note = f"Baseline accuracy {baseline.mean() * 100:.2f}%{seeds}." if len(baseline) else ""
         blocks += [Heading(3, title),
                    Paragraph(f"Accuracy (%) per group (rows) and fraction pruned (columns). {note}".strip()),
                    Table(display=display, data=rows.drop(columns=["accuracy_pct"]),

@@ -14,6 +14,7 @@ import pandas as pd
 
 from harness.report.load import ACCURACY_FLAG_PP, BYTES_PER_MB, call_api, flatten, is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
+from harness.representations import ENTROPY_BOUND, LOSSY
 
 FLAG = "⚠"
 DASH = "—"
@@ -147,7 +148,7 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
                                     f"{_text(_get(flat, 'device.logical_cores'))}",
         "CPU frequency (MHz)": freq_text,
         "ISA flags (true)": ", ".join(flags) if flags else DASH,
-        "Memory (MB)": DASH if memory is None else f"{float(memory):,.0f}",
+        "Memory (MiB)": DASH if memory is None else f"{float(memory):,.0f}",
         "OS": os_name or DASH,
         "Python": _text(_get(flat, "device.python")),
         "onnxruntime": _text(_get(flat, "device.onnxruntime")),
@@ -345,8 +346,9 @@ def storage_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                                                  for m, s in zip(agg[f"{c}_mb_mean"], agg[f"{c}_mb_std"])]
     agg = agg.join(storage_ratios(agg, keys))
     if agg["best_representation"].notna().any():
-        display["Best representation"] = agg["best_representation"].fillna(DASH)
-        display["Best / entropy bound"] = agg["best_over_bound"].map(lambda v: DASH if is_missing(v) else f"{v:.2f}×")
+        display["Best lossless"] = agg["best_representation"].fillna(DASH)
+        display["Best lossless / entropy bound"] = agg["best_over_bound"].map(
+            lambda v: DASH if is_missing(v) else f"{v:.2f}×")
         display["lab_coo / entropy bound"] = agg["lab_coo_over_bound"].map(
             lambda v: DASH if is_missing(v) else f"{v:.2f}×")
     if agg["task"].nunique() > 1:
@@ -366,15 +368,17 @@ def storage_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
 
 
 def storage_ratios(agg: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Per row (seed means): the smallest real representation (the entropy bound is not a file), its size over the
-    entropy bound, and lab_coo over the entropy bound."""
-    real = [c for c in keys if c != "storage.entropy_bound"]
+    """Per row (seed means): the smallest lossless representation (the bound counts every value at 32 bits, so
+    int8 files are not held against it, and the bound itself is not a file), its size over the entropy bound, and
+    lab_coo over the entropy bound."""
+    bound_key = f"storage.{ENTROPY_BOUND}"
+    lossless = [c for c in keys if c != bound_key and c.removeprefix("storage.") not in LOSSY]
     out = pd.DataFrame(index=agg.index, columns=["best_representation", "best_over_bound", "lab_coo_over_bound"],
                        dtype=object)
-    if not real or "storage.entropy_bound" not in keys:
+    if not lossless or bound_key not in keys:
         return out
-    sizes = agg[[f"{c}_mb_mean" for c in real]].astype(float)
-    bound = agg["storage.entropy_bound_mb_mean"].astype(float)
+    sizes = agg[[f"{c}_mb_mean" for c in lossless]].astype(float)
+    bound = agg[f"{bound_key}_mb_mean"].astype(float)
     has_size = sizes.notna().any(axis=1)
     best_col = sizes[has_size].idxmin(axis=1)
     out.loc[has_size, "best_representation"] = best_col.map(lambda c: c[len("storage."):-len("_mb_mean")])
@@ -400,8 +404,8 @@ def sparse_file_blocks(frame: pd.DataFrame) -> list[Block]:
     blocks: list[Block] = [
         Heading(3, "What the sparse-initializer file buys on the device"),
         Paragraph("Plain ONNX (`onnx`) against the same weights stored as ONNX sparse initializers (`onnx-sparse`), "
-                  "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MB) while that file "
-                  "was loaded and run."),
+                  "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MiB, 2^20 bytes) "
+                  "while that file was loaded and run."),
     ]
     names: set[str] = set()
     for device, rows in pairs.groupby("device", sort=False):
@@ -421,7 +425,7 @@ def sparse_file_blocks(frame: pd.DataFrame) -> list[Block]:
         data = data.reset_index().sort_values(["task", "experiment", "sparsity_pct"], kind="stable",
                                               ignore_index=True)
         labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
-                  "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MB)", ".4g")}
+                  "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MiB)", ".4g")}
         display = pd.DataFrame({"Experiment": data["experiment"], "Method": data["method"],
                                 "Iteration": data["iteration"].map(fmt_int),
                                 "Sparsity (%)": data["sparsity_pct"].map(lambda v: fmt_number(v, ".2f"))})
