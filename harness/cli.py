@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -43,6 +44,9 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
         return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
     _check_bundle_out(out)
+    runs_dir = runs_root(runs_dir)
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise EdgepruneError(f"the runs folder {runs_dir} (--runs-dir or EDGEPRUNE_RUNS) is a file; name a folder.")
     data_dir = resolve_data_dir(data_dir)
     plans = split(tasks) or DEFAULT_TASKS
     if user_model:
@@ -53,8 +57,12 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
         raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")
     settings = ExportSettings(profile=profile, seeds=seeds, tasks=plans,
                               experiments=split(experiments), data_dir=data_dir,
-                              runs_dir=runs_root(runs_dir), quiet=quiet)
-    run = run_experiments(settings)
+                              runs_dir=runs_dir, quiet=quiet)
+    try:
+        run = run_experiments(settings)
+    except OSError as exc:
+        raise EdgepruneError(f"could not write the runs to {settings.runs_dir} ({_reason(exc)}); finished runs "
+                             f"are kept and resume on the next export.") from exc
     int8 = int8_selection([v for v, _ in run.variants])
     exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
     try:
@@ -68,6 +76,22 @@ def _reason(exc: OSError) -> str:
     return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
 
 
+def _files_not_in_bundle(out: Path) -> list[str]:
+    """Files under an existing bundle folder that its manifest does not list (e.g. a result saved inside it)."""
+    from runners.package import RUNNER_FILES
+
+    try:
+        manifest = json.loads((out / "manifest.json").read_text())
+        listed = {f["path"] for m in manifest["models"] for f in m["files"]}
+        listed |= {e["path"] for e in manifest.get("evals", {}).values()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise EdgepruneError(f"--out {out} has a manifest.json that cannot be read ({exc}), so exporting could "
+                             f"delete files it does not know; choose another --out or empty it.") from exc
+    listed |= {"manifest.json", *RUNNER_FILES}
+    present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
+    return [p for p in present if p not in listed]
+
+
 def _check_bundle_out(out: Path) -> None:
     """Refuse an --out that the bundle would fail to replace, or whose files the swap would delete, before training."""
     if out.exists() and not out.is_dir():
@@ -75,6 +99,11 @@ def _check_bundle_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise EdgepruneError(f"--out {out} already holds files that are not an edgeprune bundle, and exporting "
                              f"would replace them; choose another --out or empty it.")
+    foreign = _files_not_in_bundle(out) if (out / "manifest.json").is_file() else []
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise EdgepruneError(f"--out {out} holds files the bundle did not put there ({shown}), and exporting "
+                             f"would delete them; move them out of {out} or choose another --out.")
     parent = next((p for p in out.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise EdgepruneError(f"--out {out} lies under {parent}, which is a file; choose another --out.")

@@ -62,13 +62,15 @@ def build_archive() -> bytes:
     return buf.getvalue()
 
 
+RUNNER_FILES = ("runner", "requirements.txt")   # what write_runner puts in a bundle
+
+
 def write_runner(dest_dir: Path) -> list[Path]:
     """Write ``dest_dir/runner`` (executable zipapp, shebang ``/usr/bin/env python3``, entry runners.cli:main)
     and ``dest_dir/requirements.txt`` (a copy of runners/requirements.txt). Returns both paths."""
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    runner = dest_dir / "runner"
-    requirements = dest_dir / "requirements.txt"
+    runner, requirements = (dest_dir / name for name in RUNNER_FILES)
     archive = build_archive()
 
     def write_zipapp(tmp: Path) -> None:

@@ -95,6 +95,17 @@ def test_read_idx_rejects_a_truncated_gzip_stream_naming_the_file(tmp_path):
     assert str(path) in str(info.value)
 
 
+def test_read_idx_rejects_a_damaged_deflate_stream_naming_the_file(tmp_path):
+    """Zeroed bytes inside the compressed data: zlib.error, not OSError, underneath."""
+    blob = bytearray(gzip.compress(idx_bytes((np.arange(20000) % 251).astype(np.uint8))))
+    blob[40:60] = bytes(20)
+    path = tmp_path / "labels-idx1-ubyte.gz"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(EdgepruneError) as info:
+        mnist.read_idx(path)
+    assert str(path) in str(info.value)
+
+
 def test_read_idx_rejects_a_gz_name_that_is_not_gzip(tmp_path):
     path = tmp_path / "labels-idx1-ubyte.gz"
     path.write_bytes(idx_bytes(np.arange(4, dtype=np.uint8)))

@@ -125,6 +125,35 @@ def test_export_out_that_would_lose_files_is_refused_before_training(case, tmp_p
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
 
 
+def test_export_over_a_bundle_holding_a_users_result_is_refused(tmp_path):
+    """A result saved inside the bundle folder is not the bundle's to delete: the export names it and stops."""
+    out = tmp_path / "bundle"
+    (out / "models").mkdir(parents=True)
+    (out / "models" / "a.onnx").write_bytes(b"model")
+    (out / "eval.npz").write_bytes(b"eval")
+    for name in ("runner", "requirements.txt"):
+        (out / name).write_text(name)
+    (out / "manifest.json").write_text(json.dumps(
+        {"schema": "edgeprune.manifest/1", "models": [{"name": "a", "files": [{"path": "models/a.onnx"}]}],
+         "evals": {"toy": {"path": "eval.npz"}}}))
+    (out / "results").mkdir()
+    (out / "results" / "phone.json").write_text("{}")
+    proc = harness("export", "--profile", "quick", "--tasks", "nosuch", "--runs-dir", str(tmp_path / "runs"),
+                   "--out", str(out), check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "results/phone.json" in proc.stderr and "models/a.onnx" not in proc.stderr
+    assert (out / "results" / "phone.json").read_text() == "{}" and not (tmp_path / "runs").exists()
+
+
+def test_export_with_runs_dir_naming_a_file_is_one_sentence(tmp_path):
+    runs = tmp_path / "runs.json"
+    runs.write_text("{}")
+    proc = harness("export", "--profile", "quick", "--tasks", "mnist", "--runs-dir", str(runs),
+                   "--out", str(tmp_path / "bundle"), check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert str(runs) in proc.stderr and runs.read_text() == "{}" and not (tmp_path / "bundle").exists()
+
+
 needs_sst2 = pytest.mark.skipif(not DATA or not (Path(DATA) / "sst2").is_dir(), reason="EDGEPRUNE_DATA does not hold sst2/")
 
 

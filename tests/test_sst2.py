@@ -42,6 +42,14 @@ def test_read_tsv_without_a_label_column_is_one_sentence(tmp_path):
         sst2.read_tsv(path)
 
 
+def test_read_tsv_with_a_field_over_the_csv_limit_is_one_sentence(tmp_path):
+    """A file that is not SST-2 (one field of 200,000 characters) trips csv's field limit: csv.Error underneath."""
+    path = tmp_path / "train.tsv"
+    path.write_text("sentence\tlabel\n" + "x" * 200_000 + "\t1\n")
+    with pytest.raises(EdgepruneError, match="is not a readable UTF-8 TSV file"):
+        sst2.read_tsv(path)
+
+
 def test_vocab_keeps_frequent_lowercase_tokens_after_pad_and_unk():
     vocab = sst2.build_vocab(["Great film", "great cast", "awful film", "once"], min_count=2)
     assert vocab.tokens == ("<pad>", "<unk>", "film", "great")      # count 2 each, ties alphabetical

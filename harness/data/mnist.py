@@ -9,6 +9,7 @@ import struct
 import sys
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise EdgepruneError(f"{path} is not a readable IDX file ({exc}).") from exc
     if len(raw) < 8:
         raise EdgepruneError(f"{path} is too short to be an IDX file.")

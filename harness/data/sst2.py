@@ -49,7 +49,7 @@ def read_tsv(path: Path) -> tuple[list[str], np.ndarray]:
     try:
         with open(path, encoding="utf-8", newline="") as f:
             rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise EdgepruneError(f"{path} is not a readable UTF-8 TSV file ({exc}).") from exc
     if not rows:
         raise EdgepruneError(f"{path} is empty; expected a header row with `label` and `sentence` columns.")
