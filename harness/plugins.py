@@ -3,12 +3,15 @@
 The function (called with no arguments, or with `data_dir=` when it takes that parameter) returns a dict or a
 dataclass such as `UserModel` with: `model` (an nn.Module), `train` and `eval` ((x, y) numpy arrays), `name`,
 and optionally `num_classes`, `example` (one input batch) and `description`. edgeprune registers the data as a
-task, the model as `user-<module>-<function>` and a plan (baseline + repeated unstructured pruning), and then runs
-the ordinary pipeline: training, pruning, ONNX export, bundle. The initial weights are the ones the function
+task, the model as `user-<module>-<function>` and a plan (baseline, repeated unstructured pruning, structured
+removal of 25% and 50% of the channels or hidden units), and then runs the ordinary pipeline: training, pruning,
+ONNX export, bundle. The initial weights are the ones the function
 returned (every seed starts from them; seeds change the batch order).
 
-Run folders stay rebuildable: the spec and a hash of the module's source are model kwargs, so they name the run
-(an edited module trains anew) and `build_model` can re-import the module in a new process.
+Run folders stay rebuildable: the spec and a fingerprint are model kwargs, so they name the run and `build_model`
+can re-import the module in a new process. The fingerprint hashes the module's source, the model's structure and
+initial weights, and the data arrays, so an edited module or new data train anew (a change hidden inside an
+imported forward() does not show).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class UserModel:
 @dataclass
 class LoadedPlugin:
     spec: str
-    source_sha: str
+    fingerprint: str
     model_name: str
     user: UserModel
     task: TaskData
@@ -163,6 +166,20 @@ def _check_forward(user: UserModel, spec: str) -> None:
                              f"[batch, {user.num_classes}].")
 
 
+def fingerprint(source: bytes, user: UserModel) -> str:
+    """What decides the plugin's results besides edgeprune's settings: its source, model and data."""
+    digest = hashlib.sha256(source)
+    digest.update(repr(user.model).encode())
+    for name, tensor in user.model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for array in (*user.train, *user.eval):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:12]
+
+
 def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
     """Import the module, call the function once, validate what it returned; cached per spec."""
     if spec in _LOADED:
@@ -185,7 +202,7 @@ def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
                     num_classes=user.num_classes,
                     description=user.description or f"{user.name}: user data from {spec}",
                     extra={"plugin": spec})
-    loaded = LoadedPlugin(spec, hashlib.sha256(source).hexdigest()[:12], model_name(spec), user, task)
+    loaded = LoadedPlugin(spec, fingerprint(source, user), model_name(spec), user, task)
     _LOADED[spec] = loaded
     return loaded
 
@@ -228,6 +245,6 @@ def register_plugin(spec: str, amount: float = 0.33, rounds: int | None = None,
     # Conv models lose channels (with their BatchNorm), others hidden units of Linear layers.
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in loaded.user.model.modules())
     structured = tuple(("channels" if has_conv else "neurons", "l1", r) for r in USER_STRUCTURED_RATIOS)
-    PLANS[task_name] = TaskPlan(task_name, name, model_kwargs=(("source", loaded.source_sha), ("spec", spec)),
+    PLANS[task_name] = TaskPlan(task_name, name, model_kwargs=(("fingerprint", loaded.fingerprint), ("spec", spec)),
                                 experiments=USER_EXPERIMENTS, amount=amount, rounds=rounds, structured=structured)
     return task_name

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from exporters.bundle import export_variant
@@ -77,7 +78,8 @@ def test_user_module_goes_through_training_pruning_and_export(tmp_path, plugin_f
     assert len({v.name for v in [base, *variants[1:]]}) == 3 and ":" not in variants[2].name
 
     exported = export_variant(variants[2], task)
-    assert [f.format for f in exported.files] == ["onnx", "onnx-sparse"]
+    # its weights (8x16, 16x2) are under the sparse exporter's 1024-element floor: no sparse twin to ship
+    assert [f.format for f in exported.files] == ["onnx"] and exported.checks["onnx_sparse_tensors"] == 0
     assert exported.checks["onnx_max_abs_diff"] < 1e-5
 
     # a new process knows nothing of the plugin: the run folder alone rebuilds the model
@@ -87,12 +89,39 @@ def test_user_module_goes_through_training_pruning_and_export(tmp_path, plugin_f
     assert sum(int((p == 0).sum()) for p in rebuilt.parameters()) > 0
 
 
-def test_the_module_source_names_the_run(tmp_path, plugin_file, clean_registries):
-    first = PLANS[plugins.register_plugin(f"{plugin_file}:build")].model_kwargs
-    plugin_file.write_text(PLUGIN + "\n# edited\n")
-    plugins._LOADED.clear()
-    second = PLANS[plugins.register_plugin(f"{plugin_file}:build")].model_kwargs
-    assert dict(first)["source"] != dict(second)["source"]
+PLUGIN_READING_FILES = textwrap.dedent('''
+    from pathlib import Path
+    import numpy as np
+    import torch
+    from torch import nn
+
+    HERE = Path(__file__).parent
+
+    def build():
+        x = np.load(HERE / "x.npy")
+        torch.manual_seed(int((HERE / "seed.txt").read_text()))
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        y = (x[:, 0] > 0).astype(int)
+        return {"name": "files-user", "model": model, "train": (x[:200], y[:200]), "eval": (x[200:], y[200:])}
+''')
+
+
+@pytest.mark.parametrize("change", ["source", "data", "initial weights"])
+def test_source_data_and_initial_weights_name_the_run(tmp_path, clean_registries, change):
+    """The module's text alone does not decide its results: data files and seeds it reads name the run too."""
+    module = tmp_path / "files_plugin.py"
+
+    def fingerprint(source=PLUGIN_READING_FILES, data_seed=0, init_seed=0):
+        module.write_text(source)
+        np.save(tmp_path / "x.npy", np.random.default_rng(data_seed).standard_normal((300, 8)))
+        (tmp_path / "seed.txt").write_text(str(init_seed))
+        plugins._LOADED.clear()
+        return dict(PLANS[plugins.register_plugin(f"{module}:build")].model_kwargs)["fingerprint"]
+
+    changed = {"source": {"source": PLUGIN_READING_FILES + "# edited\n"}, "data": {"data_seed": 1},
+               "initial weights": {"init_seed": 1}}[change]
+    assert fingerprint() == fingerprint()
+    assert fingerprint() != fingerprint(**changed)
 
 
 @pytest.mark.parametrize("spec, words", [
