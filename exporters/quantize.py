@@ -22,6 +22,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from harness.io import atomic_path
 from harness.representations import format_key
+from runners.bench import EVAL_BATCH_SIZE
 
 INT8_FORMATS = ("onnx-int8-dynamic", "onnx-int8-static")
 INT8_EXPERIMENTS = ("baseline", "structured")    # plus the sparsest IMP iteration of each method (int8_selection)
@@ -91,7 +92,7 @@ def int8_selection(variants) -> set[str]:
     return chosen | {v.name for v in sparsest.values()}
 
 
-def _predictions(path: Path, inputs: np.ndarray, batch: int = 1000) -> np.ndarray:
+def _predictions(path: Path, inputs: np.ndarray, batch: int = EVAL_BATCH_SIZE) -> np.ndarray:
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -104,7 +105,8 @@ def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray,
                 eval_y: np.ndarray) -> tuple[list[tuple[Path, str]], dict]:
     """Dynamic and static int8 twins of a dense ONNX file, cached beside it with their checks on the eval set: the
     fraction of rows whose argmax agrees with the fp32 file (`onnx_int8_*_agreement`) and the int8 file's own
-    accuracy on the host (`onnx_int8_*_accuracy`), which a device's accuracy for that file is compared with."""
+    accuracy on the host (`onnx_int8_*_accuracy`), which a device's accuracy for that file is compared with; both
+    in the runner's eval batches (`onnx_int8_eval_batch`), since dynamic int8 results depend on the batching."""
     from harness.experiments.store import read_json
     from harness.io import write_json
 
@@ -113,12 +115,14 @@ def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray,
              (folder / "model.int8-static.onnx", "onnx-int8-static")]
     check_path = folder / "int8-check.json"
     wanted = [f"{format_key(fmt)}_{what}" for _, fmt in files for what in ("agreement", "accuracy")]
-    if check_path.exists() and all(p.exists() for p, _ in files) and set(wanted) <= set(read_json(check_path)):
-        return files, read_json(check_path)
+    if check_path.exists() and all(p.exists() for p, _ in files):
+        cached = read_json(check_path)
+        if set(wanted) <= set(cached) and cached.get("onnx_int8_eval_batch") == EVAL_BATCH_SIZE:
+            return files, cached
     quantize_dynamic_int8(onnx_path, files[0][0])
     quantize_static_int8(onnx_path, files[1][0], calibration)
     reference = _predictions(onnx_path, eval_x)
-    checks = {}
+    checks = {"onnx_int8_eval_batch": EVAL_BATCH_SIZE}
     for path, fmt in files:
         predicted = _predictions(path, eval_x)
         checks[f"{format_key(fmt)}_agreement"] = float((predicted == reference).mean())

@@ -33,6 +33,9 @@ from runners import MANIFEST_SCHEMA, RESULT_SCHEMA, __version__
 from runners.files import atomic_write, sha256_file
 
 MB = 2**20   # memory_mb keys are MiB, as psutil and top count memory
+# Rows per call of the accuracy pass. Dynamic int8 quantizes activations per call, so its predictions depend on
+# how the eval set is batched: the host's check of an int8 file uses the same batches (exporters.quantize).
+EVAL_BATCH_SIZE = 256
 
 # onnxruntime input type strings -> numpy dtypes used to feed them.
 _ORT_DTYPES = {
@@ -63,7 +66,7 @@ class BenchSettings:
     min_runs: int = 100
     min_seconds: float = 1.0
     api: str = "iobinding"  # how each timed call is made: see make_call
-    eval_batch_size: int = 256
+    eval_batch_size: int = EVAL_BATCH_SIZE
     provider: str = "CPUExecutionProvider"
     models: str | None = None  # fnmatch glob over model names; None = all
 

@@ -64,6 +64,25 @@ def test_export_int8_caches_files_and_checks(trained, tiny_task, tmp_path):
     assert files[1][0].stat().st_mtime_ns == stamp                # cached: not quantized again
 
 
+def test_host_int8_accuracy_is_what_the_runner_measures_on_the_same_file(trained, tiny_task, tmp_path):
+    """Dynamic int8 scales activations per call, so the host check batches the eval set as the runner does."""
+    from runners.bench import BenchSettings, _accuracy
+
+    _, src = trained
+    local = tmp_path / "model.onnx"
+    local.write_bytes(src.read_bytes())
+    rng = np.random.default_rng(3)
+    eval_x = rng.standard_normal((1000, tiny_task.eval_x.shape[1])).astype(np.float32) * 3
+    eval_y = rng.integers(0, 3, 1000)
+    files, checks = export_int8(local, tiny_task.train_x, eval_x, eval_y)
+    assert checks["onnx_int8_eval_batch"] == BenchSettings().eval_batch_size
+    for path, fmt in files:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        runner = _accuracy(session, session.get_inputs()[0].name, session.get_outputs()[0].name, eval_x, eval_y,
+                           BenchSettings().eval_batch_size, None, np.float32)
+        assert checks[f"onnx_{fmt.removeprefix('onnx-').replace('-', '_')}_accuracy"] == runner
+
+
 def test_int8_selection_takes_baseline_structured_and_sparsest_imp():
     def v(name, experiment, method, sparsity):
         return Variant(name=name, task="t", experiment=experiment, method=method, iteration=0, seed=0, model={},

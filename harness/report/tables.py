@@ -272,7 +272,8 @@ def lab_tables_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     blocks: list[Block] = [
         Heading(2, "Results per device and experiment"),
         Paragraph(f"One row per model file. {FLAG} marks a device accuracy more than {ACCURACY_FLAG_PP:g} "
-                  "percentage points away from the host accuracy of the same model."),
+                  "percentage points away from the host accuracy of the same file: torch's for the float32 "
+                  "files, the workstation's onnxruntime for int8 files (none shown where the bundle has none)."),
     ]
     csv_names: set[str] = set()
     for device, device_rows in frame.groupby("device", sort=False):
