@@ -6,8 +6,11 @@ PROFILE ?= full
 SEEDS ?= 1
 BUNDLE := build/bundle
 RESULTS := build/results
-# The CPU build of torch (an unpinned torch pulls a CUDA build of several GB).
+# Pinned: on the workstations this was built on, pip's wheel folder serves this version as the CPU build, while an
+# unpinned torch pulls a CUDA build of several GB. Where plain PyPI is all pip sees (Linux gets the CUDA build
+# there), point pip at PyTorch's CPU wheel index: make setup TORCH_PIP_ARGS='--index-url <that index>'.
 TORCH_PIN := torch==2.13.0
+TORCH_PIP_ARGS ?=
 
 export PROFILE
 # Data: $EDGEPRUNE_DATA if set, else a shared/datasets folder beside the checkout, else the user cache (download).
@@ -21,7 +24,7 @@ all: export bench report
 $(BIN)/harness: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(TORCH_PIN)
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) $(TORCH_PIN)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $@
 
