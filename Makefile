@@ -33,12 +33,15 @@ setup: $(BIN)/harness
 export: setup
 	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --out $(BUNDLE)
 
-# The runner on this machine, twice: the onnxruntime default thread count and a single thread.
+# The runner on this machine, twice: the onnxruntime default thread count and a single thread. Three interleaved
+# timing windows per file (the same 1.2 s of timed calls as one window would take) spread the shared machine's
+# slow spells over all files (benchmarks/bench_rounds.py measures the difference).
+BENCH_TIMING := --rounds 3 --min-seconds 0.4
 bench: setup
 	@test -f $(BUNDLE)/manifest.json || { echo "no bundle in $(BUNDLE): run 'make export' first"; exit 2; }
 	@mkdir -p $(RESULTS)
-	$(BIN)/runner bench $(BUNDLE) --out $(RESULTS)/workstation.json
-	$(BIN)/runner bench $(BUNDLE) --threads 1 --out $(RESULTS)/workstation-1thread.json
+	$(BIN)/runner bench $(BUNDLE) $(BENCH_TIMING) --out $(RESULTS)/workstation.json
+	$(BIN)/runner bench $(BUNDLE) $(BENCH_TIMING) --threads 1 --out $(RESULTS)/workstation-1thread.json
 
 report: setup
 	@ls $(RESULTS)/*.json >/dev/null 2>&1 || { echo "no results in $(RESULTS): run 'make bench' first"; exit 2; }

@@ -69,10 +69,13 @@ class BenchSettings:
     eval_batch_size: int = EVAL_BATCH_SIZE
     provider: str = "CPUExecutionProvider"
     models: str | None = None  # fnmatch glob over model names; None = all
+    rounds: int = 1            # timing windows per file, interleaved across files (see run_bench)
 
     def __post_init__(self) -> None:
         if self.api not in CALL_APIS:
             raise ValueError(f"unknown call api {self.api!r}; choose one of {', '.join(CALL_APIS)}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be 1 or more, not {self.rounds}")
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -450,9 +453,44 @@ def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None) -> dict[str
     }
 
 
+@dataclass(frozen=True)
+class SessionIO:
+    """What a session is fed: the input and output used, the input dtype, a fixed batch if the model has one,
+    and the timing batch (the first rows of the eval set)."""
+
+    input_name: str
+    output_name: str
+    dtype: Any
+    fixed_batch: int | None
+    batch_size: int
+    feed: dict[str, np.ndarray]
+
+
+def session_io(sess: Any, model: dict[str, Any], inputs: np.ndarray, settings: BenchSettings) -> SessionIO:
+    in_names = [i.name for i in sess.get_inputs()]
+    out_names = [o.name for o in sess.get_outputs()]
+    input_name = model.get("input_name") if model.get("input_name") in in_names else in_names[0]
+    output_name = model.get("output_name") if model.get("output_name") in out_names else out_names[0]
+    if len(in_names) > 1:
+        raise ModelError(f"model has {len(in_names)} inputs {in_names}; the runner feeds exactly one")
+    inp = sess.get_inputs()[0]
+    dtype = _ORT_DTYPES.get(inp.type)
+    if dtype is None:
+        raise ModelError(f"input {input_name!r} has type {inp.type}, which the runner cannot feed")
+    dim0 = inp.shape[0] if inp.shape else None
+    fixed_batch = dim0 if isinstance(dim0, int) and dim0 > 0 else None
+    batch_size = fixed_batch or settings.batch_size
+    feed = {input_name: np.ascontiguousarray(_batch(inputs, batch_size), dtype=dtype)}
+    return SessionIO(input_name, output_name, dtype, fixed_batch, batch_size, feed)
+
+
 def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], settings: BenchSettings,
-               evals: EvalSets | None = None, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Measure one model file. Never raises for a problem with the file: it returns a ``status: error`` entry."""
+               evals: EvalSets | None = None, manifest: dict[str, Any] | None = None,
+               times_out: list[float] | None = None) -> dict[str, Any]:
+    """Measure one model file. Never raises for a problem with the file: it returns a ``status: error`` entry.
+
+    ``times_out`` receives the raw per-call latencies (seconds) of the timed runs, for pooling with later rounds.
+    """
     bundle = Path(bundle)
     if evals is None:
         evals = EvalSets(bundle, (manifest or {}).get("evals", {}) or {})
@@ -488,25 +526,12 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
         result["session_ms"] = (time.perf_counter() - t0) * 1e3
         rss_after = mem.rss()
 
-        in_names = [i.name for i in sess.get_inputs()]
-        out_names = [o.name for o in sess.get_outputs()]
-        input_name = model.get("input_name") if model.get("input_name") in in_names else in_names[0]
-        output_name = model.get("output_name") if model.get("output_name") in out_names else out_names[0]
-        if len(in_names) > 1:
-            raise ModelError(f"model has {len(in_names)} inputs {in_names}; the runner feeds exactly one")
-        inp = sess.get_inputs()[0]
-        dtype = _ORT_DTYPES.get(inp.type)
-        if dtype is None:
-            raise ModelError(f"input {input_name!r} has type {inp.type}, which the runner cannot feed")
-        dim0 = inp.shape[0] if inp.shape else None
-        fixed_batch = dim0 if isinstance(dim0, int) and dim0 > 0 else None
-        batch_size = fixed_batch or settings.batch_size
-        result["batch_size"] = batch_size
-        feed = {input_name: np.ascontiguousarray(_batch(inputs, batch_size), dtype=dtype)}
+        io = session_io(sess, model, inputs, settings)
+        result["batch_size"] = io.batch_size
 
         # 4. first inference, warm-up, timed runs
         try:
-            call = make_call(sess, feed, settings.api)
+            call = make_call(sess, io.feed, settings.api)
             t0 = time.perf_counter()
             call()
             result["first_ms"] = (time.perf_counter() - t0) * 1e3
@@ -518,6 +543,8 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
         mem.rss()
         times = timed_runs(call, settings.min_runs, settings.min_seconds)
         peak = mem.peak()
+        if times_out is not None:
+            times_out.extend(times)
         result["latency_ms"] = latency_stats(np.asarray(times) * 1e3)
         result["memory_mb"] = {
             "rss_before": rss_before / MB,
@@ -528,8 +555,8 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
 
         # 5. accuracy on the bundled eval set
         try:
-            result["accuracy"] = _accuracy(sess, input_name, output_name, inputs, labels,
-                                           max(1, settings.eval_batch_size), fixed_batch, dtype)
+            result["accuracy"] = _accuracy(sess, io.input_name, io.output_name, inputs, labels,
+                                           max(1, settings.eval_batch_size), io.fixed_batch, io.dtype)
         except Exception as exc:  # noqa: BLE001
             raise ModelError(f"evaluation failed: {_one_line(exc)}") from None
         result["status"] = "ok"
@@ -541,6 +568,25 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
         del sess
         gc.collect()
     return result
+
+
+def retime_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], settings: BenchSettings,
+                evals: EvalSets) -> list[float]:
+    """One more timing window for a file that bench_file measured: a fresh session, its first call and the
+    warm-up untimed, then the timed runs (seconds). Raises ModelError if the file no longer runs."""
+    inputs, _ = evals.get(model.get("eval", model.get("task")))
+    try:
+        sess = make_session(_resolve(bundle, file_entry.get("path")), settings)
+        call = make_call(sess, session_io(sess, model, inputs, settings).feed, settings.api)
+        for _ in range(1 + settings.warmup):
+            call()
+    except Exception as exc:  # noqa: BLE001 - the file changed or broke since the first round
+        raise ModelError(f"a later timing round failed: {_one_line(exc)}") from None
+    try:
+        return timed_runs(call, settings.min_runs, settings.min_seconds)
+    finally:
+        del call, sess
+        gc.collect()
 
 
 def selected_files(manifest: dict[str, Any], models_glob: str | None = None
@@ -565,6 +611,29 @@ def _progress_line(i: int, total: int, entry: dict[str, Any]) -> str:
     if entry["status"] != "ok":
         return f"{head}: ERROR {entry['error']}"
     return f"{head}: p50 {entry['latency_ms']['p50']:.4f} ms, accuracy {100 * entry['accuracy']:.2f}%"
+
+
+def interleaved_rounds(bundle: Path, pairs: list, entries: list[dict[str, Any]], times: list[list[float]],
+                       settings: BenchSettings, evals: EvalSets, progress: Callable[[str], None]) -> None:
+    """Rounds 2..R: every measured file timed again, file after file, so a slow spell on a shared machine lands on
+    all files instead of on whichever file was running. Each entry's latency_ms then pools all R windows and lists
+    each window's p50 (``p50_rounds``), whose spread shows how much the machine drifted."""
+    p50s = [[float(np.median(t)) * 1e3] if t else [] for t in times]
+    for round_no in range(2, settings.rounds + 1):
+        for i, ((model, file_entry), entry) in enumerate(zip(pairs, entries)):
+            if entry["status"] != "ok":
+                continue
+            try:
+                window = retime_file(bundle, model, file_entry, settings, evals)
+            except ModelError as exc:
+                entry.update(status="error", error=_one_line(exc))
+                continue
+            times[i].extend(window)
+            p50s[i].append(float(np.median(window)) * 1e3)
+        progress(f"round {round_no}/{settings.rounds} done")
+    for entry, t, rounds in zip(entries, times, p50s):
+        if entry["status"] == "ok":
+            entry["latency_ms"] = {**latency_stats(np.asarray(t) * 1e3), "p50_rounds": rounds}
 
 
 def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | None = None,
@@ -593,15 +662,18 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     check_dependencies()
     prime_onnxruntime(settings)
     evals = EvalSets(bundle, manifest.get("evals") or {})
-    entries = []
+    entries, times = [], []
     for i, (model, file_entry) in enumerate(pairs, 1):
+        times.append([])
         if file_entry is None:
             entry = _entry(model, None)
             entry["error"] = "manifest lists no file with an onnx format for this model"
         else:
-            entry = bench_file(bundle, model, file_entry, settings, evals)
+            entry = bench_file(bundle, model, file_entry, settings, evals, times_out=times[-1])
         entries.append(entry)
         progress(_progress_line(i, len(pairs), entry))
+    if settings.rounds > 1:
+        interleaved_rounds(bundle, pairs, entries, times, settings, evals, progress)
     return {
         "schema": RESULT_SCHEMA,
         "bundle": manifest.get("bundle_id"),

@@ -1,7 +1,7 @@
 """``runner``: the device-side command line (console script ``runner = runners.cli:main``).
 
     runner bench BUNDLE --out RESULT.json [--threads N] [--batch-size B] [--warmup N] [--min-runs N]
-                 [--min-seconds S] [--api iobinding|run] [--models GLOB] [--label NAME]
+                 [--min-seconds S] [--api iobinding|run] [--rounds R] [--models GLOB] [--label NAME]
     runner device            # print this device's facts as JSON
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from runners import __version__
+from runners.bench import EVAL_BATCH_SIZE
 
 
 class InputError(click.ClickException):
@@ -56,25 +57,31 @@ def main() -> None:
               help="How each timed call is made: 'iobinding' binds the input once and times the model plus "
                    "onnxruntime's dispatch; 'run' times sess.run(None, feed), as notebooks do (adds the Python "
                    "binding's per-call conversions).")
-@click.option("--eval-batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Timing windows per file: after every file is measured once, each is timed again R-1 times, "
+                   "file after file, and its latency pools all windows (latency_ms.p50_rounds lists each "
+                   "window's p50). Spreads a noisy machine's slow spells over all files.")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=EVAL_BATCH_SIZE, show_default=True,
               help="Rows per inference when measuring accuracy.")
 @click.option("--models", "models_glob", default=None, metavar="GLOB",
               help="Only models whose name matches this glob (e.g. 'mnist-*').")
 @click.option("--label", default=None, help="Device label in the result (default: hostname).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")
 def bench(bundle: Path, out: Path, threads: int, batch_size: int, warmup: int, min_runs: int,
-          min_seconds: float, api: str, eval_batch_size: int, models_glob: str | None, label: str | None,
-          strict: bool) -> None:
+          min_seconds: float, api: str, rounds: int, eval_batch_size: int, models_glob: str | None,
+          label: str | None, strict: bool) -> None:
     """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
     from runners.bench import BenchSettings, BundleError, load_manifest, run_bench, write_result
 
     _check_out(out)
     settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
-                             min_seconds=min_seconds, api=api, eval_batch_size=eval_batch_size, models=models_glob)
+                             min_seconds=min_seconds, api=api, rounds=rounds, eval_batch_size=eval_batch_size,
+                             models=models_glob)
     try:
         manifest = load_manifest(bundle)
         click.echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
-                   f"threads {threads or 'default'}, batch {batch_size}, calls via {api}", err=True)
+                   f"threads {threads or 'default'}, batch {batch_size}, calls via {api}"
+                   + (f", {rounds} rounds" if rounds > 1 else ""), err=True)
         result = run_bench(bundle, settings, label=label, progress=lambda line: click.echo(line, err=True),
                            manifest=manifest)
     except BundleError as exc:

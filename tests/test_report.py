@@ -149,6 +149,20 @@ def test_results_of_older_runners_are_labelled_as_sess_run_calls(inputs):
     assert [c.strip() for c in calls.strip("|").split("|")][1:] == ["—", "run", "iobinding"]
 
 
+def test_bench_rounds_row_counts_one_window_for_results_without_the_key(inputs):
+    several = json.loads(inputs["results"][0].read_text())
+    several["settings"]["rounds"] = 5
+    path = write_json(inputs["tmp"] / "pi5-rounds.json", several)
+    old = json.loads(inputs["results"][1].read_text())
+    old["settings"].pop("rounds", None)
+    old_path = write_json(inputs["tmp"] / "pi5-one.json", old)
+    out = inputs["tmp"] / "report-rounds"
+    build_report([path, old_path], inputs["bundle"], out)
+    devices = section((out / "report.md").read_text(), "## Devices")
+    rounds = next(line for line in devices.splitlines() if line.startswith("| Bench rounds"))
+    assert [c.strip() for c in rounds.strip("|").split("|")][1:] == ["—", "5", "1"]
+
+
 def test_report_contents(inputs):
     out = inputs["tmp"] / "report"
     report = build_report(inputs["results"], inputs["bundle"], out)

@@ -160,6 +160,47 @@ def test_a_bundle_without_models_says_so_without_naming_a_filter(bundle: Path, t
     assert "lists no models" in res.stderr and "--models" not in res.stderr
 
 
+# ------------------------------------------------------------------------------------------- rounds
+def test_rounds_pool_every_window_and_list_each_p50(bundle: Path, tmp_path: Path) -> None:
+    res, data = bench(bundle, tmp_path / "r.json", "--rounds", "3")
+    assert res.exit_code == 0, res.output
+    assert data["settings"]["rounds"] == 3 and "round 3/3 done" in res.stderr
+    for m in data["models"]:
+        latency = m["latency_ms"]
+        assert len(latency["p50_rounds"]) == 3 and latency["n"] == 3 * 8      # --min-runs 8, --min-seconds 0
+        assert latency["min"] <= min(latency["p50_rounds"]) and max(latency["p50_rounds"]) <= latency["max"]
+        assert m["accuracy"] == pytest.approx(expected_accuracy(bundle, m["file"]))
+
+
+def test_one_round_keeps_the_single_window_result(bundle: Path, tmp_path: Path) -> None:
+    res, data = bench(bundle, tmp_path / "r.json")
+    assert res.exit_code == 0 and data["settings"]["rounds"] == 1
+    assert all("p50_rounds" not in m["latency_ms"] and m["latency_ms"]["n"] == 8 for m in data["models"])
+
+
+def test_a_file_broken_between_rounds_becomes_an_error_others_go_on(bundle: Path) -> None:
+    victim = bundle / manifest_of(bundle)["models"][0]["files"][0]["path"]
+    lines = []
+
+    def progress(line: str) -> None:   # after round 1's last file, damage the first file
+        lines.append(line)
+        if line.startswith("[2/2]"):
+            victim.write_bytes(victim.read_bytes()[:100])
+
+    settings = BenchSettings(min_runs=5, min_seconds=0, warmup=0, rounds=2)
+    result = run_bench(bundle, settings, progress=progress)
+    first, second = result["models"]
+    assert first["status"] == "error" and "later timing round" in first["error"] and "\n" not in first["error"]
+    assert second["status"] == "ok" and len(second["latency_ms"]["p50_rounds"]) == 2
+
+
+def test_rounds_below_one_are_refused(bundle: Path, tmp_path: Path) -> None:
+    res, data = bench(bundle, tmp_path / "r.json", "--rounds", "0")
+    assert res.exit_code == 2 and data is None
+    with pytest.raises(ValueError, match="rounds"):
+        BenchSettings(rounds=0)
+
+
 # ------------------------------------------------------------------------------------------- bad model files
 def test_truncated_model_is_error_others_measured(bundle: Path, tmp_path: Path) -> None:
     f = bundle / "models/toy-0.onnx"

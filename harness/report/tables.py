@@ -158,6 +158,8 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
         "Bench calls": DASH if threads is None else call_api({"api": _get(flat, "settings.api")}),
         "Bench warm-up / min runs / min seconds": " / ".join(
             _text(_get(flat, f"settings.{k}")) for k in ("warmup", "min_runs", "min_seconds")),
+        # runners before 0.3 timed each file in one window
+        "Bench rounds": DASH if threads is None else _text(_get(flat, "settings.rounds") or 1),
         "Runner": _text(_get(flat, "runner_version")),
     }
 
