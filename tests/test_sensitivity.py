@@ -94,3 +94,11 @@ def test_conclusions_average_each_group_over_seeds():
     assert "out is the most sensitive" in text[0] and "-5.0 points" in text[0]
     assert "layers.1 the least" in text[0] and "-1.0 points" in text[0]
     assert "layers.1, out lose 3.0 points on average against 2.0 for layers.0." in text[1]
+
+
+def test_a_group_that_gains_accuracy_reads_as_a_gain():
+    rows = [row("layers.0", "unstructured", 0.5, 0.901, 0, "layer"), row("out", "unstructured", 0.5, 0.85, 1, "layer")]
+    text = sensitivity_conclusions(rows)
+    assert "(90.1%, +0.1 points)" in text[0] and "--" not in text[0]
+    assert "(accuracy 90.0% -> 85.0%, -5.0 points)" in text[0]
+    assert "out loses 5.0 points" in text[1]

@@ -76,8 +76,8 @@ def sensitivity_conclusions(rows: list[dict], at: float = 0.5) -> list[str]:
         ranked = sorted(scoped, key=_drop)
         most, least = ranked[-1], ranked[0]
         out.append(f"At {pct} {kind} pruning, {most['group']} is the most sensitive group "
-                   f"(accuracy {most['baseline_accuracy']:.1%} -> {most['accuracy']:.1%}, -{_drop(most):.1f} points) "
-                   f"and {least['group']} the least ({least['accuracy']:.1%}, -{_drop(least):.1f} points).")
+                   f"(accuracy {most['baseline_accuracy']:.1%} -> {most['accuracy']:.1%}, {-_drop(most):+.1f} points) "
+                   f"and {least['group']} the least ({least['accuracy']:.1%}, {-_drop(least):+.1f} points).")
     layers = sorted((r for r in unstructured if r.get("scope") == "layer" and r.get("layer_index") is not None),
                     key=lambda r: r["layer_index"])
     if len(layers) >= 2:
@@ -85,8 +85,9 @@ def sensitivity_conclusions(rows: list[dict], at: float = 0.5) -> list[str]:
         early, late = _mean(map(_drop, layers[:half])), _mean(map(_drop, layers[half:]))
         names = lambda rs: ", ".join(r["group"] for r in rs)   # noqa: E731
         verdict = "tolerate more" if late < early else "tolerate less" if late > early else "tolerate the same"
+        lose = "lose" if len(layers) - half > 1 else "loses"
         out.append(f"Later layers {verdict} pruning than earlier ones: at {pct} {kind}, {names(layers[half:])} "
-                   f"lose {late:.1f} points on average against {early:.1f} for {names(layers[:half])}.")
+                   f"{lose} {late:.1f} points on average against {early:.1f} for {names(layers[:half])}.")
     pairs = [(u, s) for u in here if u["kind"] == "unstructured"
              for s in here if s["kind"] == "structured" and s["group"] == u["group"]]
     if pairs:
