@@ -34,8 +34,8 @@ export: setup
 	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --out $(BUNDLE)
 
 # The runner on this machine, twice: the onnxruntime default thread count and a single thread. Three interleaved
-# timing windows per file (the same 1.2 s of timed calls as one window would take) spread the shared machine's
-# slow spells over all files (benchmarks/bench_rounds.py measures the difference).
+# timing windows per file (1.2 s of timed calls in all, against one 1 s window by default) spread the shared
+# machine's slow spells over all files (benchmarks/bench_rounds.py measures the difference).
 BENCH_TIMING := --rounds 3 --min-seconds 0.4
 bench: setup
 	@test -f $(BUNDLE)/manifest.json || { echo "no bundle in $(BUNDLE): run 'make export' first"; exit 2; }

@@ -24,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from harness.representations import SAME_WEIGHTS_FORMATS  # noqa: E402
 from runners.bench import BenchSettings, load_manifest, run_bench  # noqa: E402
 
 SAME_NETWORK = ("baseline", "repeated", "imp")
-SAME_WEIGHTS_LAYOUT = ("onnx", "onnx-sparse")
 
 
 def same_network_manifest(manifest: dict, task: str) -> dict:
@@ -35,8 +35,8 @@ def same_network_manifest(manifest: dict, task: str) -> dict:
     narrowed = copy.deepcopy(manifest)
     narrowed["models"] = []
     for model in manifest["models"]:
-        if model.get("task") == task and model.get("experiment") in SAME_NETWORK and "structured" not in model["name"]:
-            files = [f for f in model.get("files", []) if f.get("format") in SAME_WEIGHTS_LAYOUT]
+        if model.get("task") == task and model.get("experiment") in SAME_NETWORK:
+            files = [f for f in model.get("files", []) if f.get("format") in SAME_WEIGHTS_FORMATS]
             if files:
                 narrowed["models"].append({**model, "files": files})
     return narrowed

@@ -54,8 +54,10 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
     onnx_path, sparse_path, check_path = folder / "model.onnx", folder / "model.sparse.onnx", folder / "onnx-check.json"
     sparse_wanted = variant.metrics.get("sparsity", 0) > 0 and variant.experiment in UNSTRUCTURED_EXPERIMENTS
     checks = read_json(check_path) if check_path.exists() else {}
-    # An export from before the sparse twin recorded its tensor count may hold a twin larger than the dense file.
-    if not (onnx_path.exists() and checks and (not sparse_wanted or "onnx_sparse_tensors" in checks)):
+    # An export from before the twin recorded its tensor count may hold a twin larger than the dense file.
+    twin_ok = not sparse_wanted or ("onnx_sparse_tensors" in checks
+                                    and (checks["onnx_sparse_tensors"] == 0 or sparse_path.exists()))
+    if not (onnx_path.exists() and checks and twin_ok):
         sparse_path.unlink(missing_ok=True)
         model = variant.build(task)
         export_onnx(model, task.eval_x[:1], onnx_path)
@@ -68,7 +70,8 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
             if not checks["onnx_sparse_same_predictions"]:
                 sparse_path.unlink()
                 raise EdgepruneError(f"The sparse-initializer ONNX file of {variant.name} predicts differently "
-                                     f"from its dense ONNX file on the eval set; nothing was exported for it.")
+                                     f"from its dense ONNX file on the eval set, so the export stopped before "
+                                     f"writing a bundle.")
         write_json(check_path, checks)
     files = [ModelFile(onnx_path, "onnx")]
     if checks.get("onnx_sparse_tensors"):

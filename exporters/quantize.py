@@ -115,12 +115,13 @@ def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray,
              (folder / "model.int8-static.onnx", "onnx-int8-static")]
     check_path = folder / "int8-check.json"
     wanted = [f"{format_key(fmt)}_{what}" for _, fmt in files for what in ("agreement", "accuracy")]
-    if check_path.exists() and all(p.exists() for p, _ in files):
-        cached = read_json(check_path)
+    if all(p.exists() for p, _ in files) and check_path.exists():
+        cached = read_json(check_path)   # checks from other batching are recomputed, the files kept
         if set(wanted) <= set(cached) and cached.get("onnx_int8_eval_batch") == EVAL_BATCH_SIZE:
             return files, cached
-    quantize_dynamic_int8(onnx_path, files[0][0])
-    quantize_static_int8(onnx_path, files[1][0], calibration)
+    else:
+        quantize_dynamic_int8(onnx_path, files[0][0])
+        quantize_static_int8(onnx_path, files[1][0], calibration)
     reference = _predictions(onnx_path, eval_x)
     checks = {"onnx_int8_eval_batch": EVAL_BATCH_SIZE}
     for path, fmt in files:

@@ -58,13 +58,13 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     settings = ExportSettings(profile=profile, seeds=seeds, tasks=plans,
                               experiments=split(experiments), data_dir=data_dir,
                               runs_dir=runs_dir, quiet=quiet)
-    try:
+    try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
         run = run_experiments(settings)
+        int8 = int8_selection([v for v, _ in run.variants])
+        exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
     except OSError as exc:
-        raise EdgepruneError(f"could not write the runs to {settings.runs_dir} ({_reason(exc)}); finished runs "
-                             f"are kept and resume on the next export.") from exc
-    int8 = int8_selection([v for v, _ in run.variants])
-    exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
+        raise EdgepruneError(f"could not write a file the export needs ({_reason(exc)}); finished runs are kept "
+                             f"and resume on the next export.") from exc
     try:
         build_bundle(exports, out, profile, sensitivity=run.sensitivity)
     except OSError as exc:

@@ -10,8 +10,8 @@ returned (every seed starts from them; seeds change the batch order).
 
 Run folders stay rebuildable: the spec and a fingerprint are model kwargs, so they name the run and `build_model`
 can re-import the module in a new process. The fingerprint hashes the module's source, the model's structure and
-initial weights, and the data arrays, so an edited module or new data train anew (a change hidden inside an
-imported forward() does not show).
+the data arrays, so an edited module, a resized model or new data train anew (a change hidden inside an imported
+forward() does not show; data drawn without a fixed seed is new data on every call).
 """
 
 from __future__ import annotations
@@ -167,12 +167,13 @@ def _check_forward(user: UserModel, spec: str) -> None:
 
 
 def fingerprint(source: bytes, user: UserModel) -> str:
-    """What decides the plugin's results besides edgeprune's settings: its source, model and data."""
+    """What decides the plugin's results besides edgeprune's settings: its source, its model's structure (layers,
+    tensor names, shapes and types) and its data. Not the initial weights' values: a build() that does not seed
+    its initialization would otherwise never reuse a run; the run folder keeps the weights it started from."""
     digest = hashlib.sha256(source)
     digest.update(repr(user.model).encode())
     for name, tensor in user.model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
     for array in (*user.train, *user.eval):
         array = np.ascontiguousarray(array)
         digest.update(f"{array.dtype}{array.shape}".encode())

@@ -572,20 +572,22 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
 
 def retime_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], settings: BenchSettings,
                 evals: EvalSets) -> list[float]:
-    """One more timing window for a file that bench_file measured: a fresh session, its first call and the
-    warm-up untimed, then the timed runs (seconds). Raises ModelError if the file no longer runs."""
+    """One more timing window for a file that bench_file measured: its sha256 checked again, a fresh session, its
+    first call and the warm-up untimed, then the timed runs (seconds). Raises ModelError if the file changed or no
+    longer runs."""
     inputs, _ = evals.get(model.get("eval", model.get("task")))
+    sess = None
     try:
-        sess = make_session(_resolve(bundle, file_entry.get("path")), settings)
+        path, _, _ = check_file(bundle, file_entry)
+        sess = make_session(path, settings)
         call = make_call(sess, session_io(sess, model, inputs, settings).feed, settings.api)
         for _ in range(1 + settings.warmup):
             call()
+        return timed_runs(call, settings.min_runs, settings.min_seconds)
     except Exception as exc:  # noqa: BLE001 - the file changed or broke since the first round
         raise ModelError(f"a later timing round failed: {_one_line(exc)}") from None
-    try:
-        return timed_runs(call, settings.min_runs, settings.min_seconds)
     finally:
-        del call, sess
+        del sess
         gc.collect()
 
 
@@ -625,8 +627,9 @@ def interleaved_rounds(bundle: Path, pairs: list, entries: list[dict[str, Any]],
                 continue
             try:
                 window = retime_file(bundle, model, file_entry, settings, evals)
-            except ModelError as exc:
-                entry.update(status="error", error=_one_line(exc))
+            except ModelError as exc:   # what round 1 measured belongs to a file that is no longer there
+                entry.update(status="error", error=_one_line(exc), latency_ms=empty_latency(),
+                             memory_mb=empty_memory(), accuracy=None)
                 continue
             times[i].extend(window)
             p50s[i].append(float(np.median(window)) * 1e3)

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from runners import __version__
-from runners.bench import EVAL_BATCH_SIZE
+from runners.bench import EVAL_BATCH_SIZE, BenchSettings, BundleError, load_manifest, run_bench, write_result
 
 
 class InputError(click.ClickException):
@@ -71,8 +71,6 @@ def bench(bundle: Path, out: Path, threads: int, batch_size: int, warmup: int, m
           min_seconds: float, api: str, rounds: int, eval_batch_size: int, models_glob: str | None,
           label: str | None, strict: bool) -> None:
     """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
-    from runners.bench import BenchSettings, BundleError, load_manifest, run_bench, write_result
-
     _check_out(out)
     settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
                              min_seconds=min_seconds, api=api, rounds=rounds, eval_batch_size=eval_batch_size,

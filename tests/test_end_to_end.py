@@ -154,6 +154,20 @@ def test_export_with_runs_dir_naming_a_file_is_one_sentence(tmp_path):
     assert str(runs) in proc.stderr and runs.read_text() == "{}" and not (tmp_path / "bundle").exists()
 
 
+def test_runs_that_cannot_be_written_are_one_sentence(tmp_path):
+    """runs/ under a file: the first run folder cannot be made; no data needed (the synthetic example model)."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    example = Path(__file__).resolve().parents[1] / "examples" / "small_cnn.py"
+    proc = harness("export", "--profile", "quick", "--model", f"{example}:build_synthetic",
+                   "--runs-dir", str(blocker / "runs"), "--out", str(tmp_path / "bundle"),
+                   "--quiet", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "could not write a file the export needs" in lines[0] and str(blocker) in lines[0]
+    assert blocker.read_text() == "mine" and not (tmp_path / "bundle").exists()
+
+
 needs_sst2 = pytest.mark.skipif(not DATA or not (Path(DATA) / "sst2").is_dir(), reason="EDGEPRUNE_DATA does not hold sst2/")
 
 

@@ -100,28 +100,32 @@ PLUGIN_READING_FILES = textwrap.dedent('''
     def build():
         x = np.load(HERE / "x.npy")
         torch.manual_seed(int((HERE / "seed.txt").read_text()))
-        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+        width = int((HERE / "width.txt").read_text())
+        model = nn.Sequential(nn.Linear(8, width), nn.ReLU(), nn.Linear(width, 2))
         y = (x[:, 0] > 0).astype(int)
         return {"name": "files-user", "model": model, "train": (x[:200], y[:200]), "eval": (x[200:], y[200:])}
 ''')
 
 
-@pytest.mark.parametrize("change", ["source", "data", "initial weights"])
-def test_source_data_and_initial_weights_name_the_run(tmp_path, clean_registries, change):
-    """The module's text alone does not decide its results: data files and seeds it reads name the run too."""
+@pytest.mark.parametrize("change, renames", [("source", True), ("data", True), ("model width", True),
+                                              ("initial weights only", False)])
+def test_source_data_and_model_structure_name_the_run(tmp_path, clean_registries, change, renames):
+    """The module's text alone does not decide its results: the data and model it builds from files name the run
+    too; initial weight values do not (an unseeded build() must still find its runs; the run keeps its init)."""
     module = tmp_path / "files_plugin.py"
 
-    def fingerprint(source=PLUGIN_READING_FILES, data_seed=0, init_seed=0):
+    def fingerprint(source=PLUGIN_READING_FILES, data_seed=0, init_seed=0, width=16):
         module.write_text(source)
         np.save(tmp_path / "x.npy", np.random.default_rng(data_seed).standard_normal((300, 8)))
         (tmp_path / "seed.txt").write_text(str(init_seed))
+        (tmp_path / "width.txt").write_text(str(width))
         plugins._LOADED.clear()
         return dict(PLANS[plugins.register_plugin(f"{module}:build")].model_kwargs)["fingerprint"]
 
     changed = {"source": {"source": PLUGIN_READING_FILES + "# edited\n"}, "data": {"data_seed": 1},
-               "initial weights": {"init_seed": 1}}[change]
+               "model width": {"width": 24}, "initial weights only": {"init_seed": 1}}[change]
     assert fingerprint() == fingerprint()
-    assert fingerprint() != fingerprint(**changed)
+    assert (fingerprint() != fingerprint(**changed)) == renames
 
 
 @pytest.mark.parametrize("spec, words", [

@@ -13,6 +13,7 @@ from exporters.quantize import export_int8, int8_selection, quantize_dynamic_int
 from harness import metrics
 from harness.experiments.variant import Variant
 from harness.pruning import PruneContext, get_method
+from harness.representations import format_key
 from harness.storage import compact_bytes, load_compact, storage_sizes
 from harness.training import TrainConfig, train
 
@@ -58,7 +59,7 @@ def test_export_int8_caches_files_and_checks(trained, tiny_task, tmp_path):
     assert checks["onnx_int8_static_agreement"] >= 0.9 and checks["onnx_int8_dynamic_agreement"] >= 0.9
     for path, fmt in files:      # the int8 file's own accuracy, which a device measuring that file must match
         want = (logits(path, tiny_task.eval_x).argmax(1) == tiny_task.eval_y).mean()
-        assert checks[f"onnx_{fmt.removeprefix('onnx-').replace('-', '_')}_accuracy"] == pytest.approx(want)
+        assert checks[f"{format_key(fmt)}_accuracy"] == pytest.approx(want)
     stamp = files[1][0].stat().st_mtime_ns
     assert export_int8(local, tiny_task.train_x, tiny_task.eval_x, tiny_task.eval_y)[1] == checks
     assert files[1][0].stat().st_mtime_ns == stamp                # cached: not quantized again
@@ -80,7 +81,7 @@ def test_host_int8_accuracy_is_what_the_runner_measures_on_the_same_file(trained
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         runner = _accuracy(session, session.get_inputs()[0].name, session.get_outputs()[0].name, eval_x, eval_y,
                            BenchSettings().eval_batch_size, None, np.float32)
-        assert checks[f"onnx_{fmt.removeprefix('onnx-').replace('-', '_')}_accuracy"] == runner
+        assert checks[f"{format_key(fmt)}_accuracy"] == runner
 
 
 def test_int8_selection_takes_baseline_structured_and_sparsest_imp():

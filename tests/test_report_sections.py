@@ -4,6 +4,7 @@ sensitivity, quantization, Pareto) on a synthetic bundle: present with their dat
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pandas as pd
@@ -231,3 +232,20 @@ def test_int8_files_are_held_to_their_own_host_accuracy_never_to_fp32(rich):
     assert rows.loc["onnx-int8-static", "host_accuracy"] == 0.945
     assert rows.loc["onnx-int8-static", "accuracy_mismatch"]
     assert not rows.loc["onnx-int8-dynamic", "accuracy_mismatch"]
+
+
+def test_dynamic_int8_measured_in_other_eval_batches_is_not_flagged(rich):
+    """Dynamic int8 scales activations per call: a device that batched the eval set differently may differ."""
+    manifest = copy.deepcopy(rich["manifest"])
+    quant = next(m for m in manifest["models"] if m["name"] == "mnist-ffn-quant")
+    quant.update(onnx_int8_dynamic_accuracy=0.90, onnx_int8_static_accuracy=0.90, onnx_int8_eval_batch=256)
+    write_json(rich["bundle"] / "manifest.json", manifest)
+    result = json.loads(rich["result"].read_text())
+    flags = {}
+    for batch in (256, 64):
+        result["settings"]["eval_batch_size"] = batch
+        path = write_json(rich["tmp"] / f"pi5-{batch}.json", result)
+        frame = load_frame([path], rich["bundle"]).set_index("format")
+        flags[batch] = (bool(frame.loc["onnx-int8-dynamic", "accuracy_mismatch"]),
+                        bool(frame.loc["onnx-int8-static", "accuracy_mismatch"]))
+    assert flags == {256: (True, True), 64: (False, True)}

@@ -191,7 +191,21 @@ def test_a_file_broken_between_rounds_becomes_an_error_others_go_on(bundle: Path
     result = run_bench(bundle, settings, progress=progress)
     first, second = result["models"]
     assert first["status"] == "error" and "later timing round" in first["error"] and "\n" not in first["error"]
+    assert first["latency_ms"]["p50"] is None and first["accuracy"] is None and first["memory_mb"]["rss_peak"] is None
     assert second["status"] == "ok" and len(second["latency_ms"]["p50_rounds"]) == 2
+
+
+def test_a_file_swapped_for_another_valid_model_between_rounds_is_not_pooled(bundle: Path) -> None:
+    """The other model file loads and runs fine: only its sha256 tells that it is not the file measured."""
+    files = [m["files"][0]["path"] for m in manifest_of(bundle)["models"]]
+    first, other = (bundle / f for f in files)
+
+    def progress(line: str) -> None:
+        if line.startswith("[2/2]"):
+            first.write_bytes(other.read_bytes())
+
+    result = run_bench(bundle, BenchSettings(min_runs=5, min_seconds=0, warmup=0, rounds=2), progress=progress)
+    assert result["models"][0]["status"] == "error" and "sha256" in result["models"][0]["error"]
 
 
 def test_rounds_below_one_are_refused(bundle: Path, tmp_path: Path) -> None:

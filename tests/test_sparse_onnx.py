@@ -61,3 +61,21 @@ def test_a_33_percent_pruned_model_gets_no_twin(tmp_path, task):
     sparse = tmp_path / "model.sparse.onnx"
     assert write_sparse_onnx(dense, sparse) == 0
     assert not sparse.exists()
+
+
+def test_export_variant_rebuilds_a_twin_that_went_missing(tmp_path, train_settings, tiny_task):
+    """The cached check says 'a twin with N sparse tensors': a deleted twin is written again, not listed missing."""
+    import dataclasses
+
+    from exporters.bundle import export_variant
+    from harness.experiments.repeated import repeated_pruning
+    from harness.experiments.settings import PruneSettings
+
+    ts = dataclasses.replace(train_settings, model_kwargs=(("hidden", 64),))
+    variant = repeated_pruning(tmp_path, ts, PruneSettings(amount=0.6), 2, tiny_task, quiet=True)[-1]  # 84%
+    first = export_variant(variant, tiny_task)
+    twin = next(f.path for f in first.files if f.format == "onnx-sparse")
+    assert first.checks["onnx_sparse_tensors"] >= 1 and first.checks["onnx_sparse_same_predictions"]
+    twin.unlink()
+    again = export_variant(variant, tiny_task)
+    assert [f.format for f in again.files] == ["onnx", "onnx-sparse"] and twin.is_file()
