@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +101,37 @@ def test_truncated_model_is_an_error_entry_and_the_rest_is_measured(exported, tm
     assert broken["status"] == "error" and broken["error"] and "\n" not in broken["error"]
     others = [m for f, m in status.items() if f != "models/mnist-ffn-repeated-l1-it1-s0.onnx"]
     assert others and all(m["status"] == "ok" for m in others)
+
+
+@needs_mnist
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_export_stopped_during_imp_resumes_at_the_last_finished_round(tmp_path, sig):
+    """Ctrl-C or kill while IMP retrains: the next export keeps every finished round (not recomputed), finishes the
+    rest, and no temporary file is left anywhere."""
+    runs, out = tmp_path / "runs", tmp_path / "bundle"
+    args = [str(BIN / "harness"), "export", "--profile", "quick", "--tasks", "mnist", "--experiments", "imp",
+            "--runs-dir", str(runs), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(runs.glob("train-*/imp-*/it2/variant.json")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "IMP round 2 did not finish in 5 minutes"
+        time.sleep(0.05)
+    assert proc.poll() is None, "the export finished before it could be stopped"
+    proc.send_signal(sig)
+    stderr = proc.communicate(timeout=60)[1]
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "finished runs are kept" in stderr and "Traceback" not in stderr
+    finished = {p: p.stat().st_mtime_ns for p in runs.glob("train-*/imp-*/it*/variant.json")}
+    assert len(finished) >= 3 and not out.exists()
+    harness(*args[1:])
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in finished.items()), "a finished round was recomputed"
+    assert len(list(runs.glob("train-*/imp-*/it*/variant.json"))) > len(finished)
+    leftovers = [p for p in runs.rglob("*") if p.name.endswith(".tmp")]
+    if sig == signal.SIGINT:       # a kill -9 can leave the one temporary file it interrupted; Ctrl-C cleans up
+        assert leftovers == []
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {m["iteration"] for m in manifest["models"] if m["experiment"] == "imp" and m["method"] == "l1"} == \
+        set(range(6))
 
 
 def test_missing_data_offline_is_one_sentence(tmp_path):
