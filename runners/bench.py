@@ -56,6 +56,10 @@ class ModelError(Exception):
     """A problem with one model file; it becomes that model's ``status: error`` entry."""
 
 
+class FileChanged(ModelError):
+    """A file that passed its check in round 1 no longer matches the manifest in a later round."""
+
+
 @dataclass
 class BenchSettings:
     """How to measure. ``threads=0`` leaves onnxruntime's default intra-op thread count."""
@@ -576,9 +580,12 @@ def retime_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any],
     first call and the warm-up untimed, then the timed runs (seconds). Raises ModelError if the file changed or no
     longer runs."""
     inputs, _ = evals.get(model.get("eval", model.get("task")))
-    sess = None
     try:
         path, _, _ = check_file(bundle, file_entry)
+    except ModelError as exc:
+        raise FileChanged(f"a later timing round found the file changed: {_one_line(exc)}") from None
+    sess = None
+    try:
         sess = make_session(path, settings)
         call = make_call(sess, session_io(sess, model, inputs, settings).feed, settings.api)
         for _ in range(1 + settings.warmup):
@@ -630,6 +637,8 @@ def interleaved_rounds(bundle: Path, pairs: list, entries: list[dict[str, Any]],
             except ModelError as exc:   # what round 1 measured belongs to a file that is no longer there
                 entry.update(status="error", error=_one_line(exc), latency_ms=empty_latency(),
                              memory_mb=empty_memory(), accuracy=None)
+                if isinstance(exc, FileChanged):
+                    entry["sha256_ok"] = False
                 continue
             times[i].extend(window)
             p50s[i].append(float(np.median(window)) * 1e3)

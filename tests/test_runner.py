@@ -205,7 +205,9 @@ def test_a_file_swapped_for_another_valid_model_between_rounds_is_not_pooled(bun
             first.write_bytes(other.read_bytes())
 
     result = run_bench(bundle, BenchSettings(min_runs=5, min_seconds=0, warmup=0, rounds=2), progress=progress)
-    assert result["models"][0]["status"] == "error" and "sha256" in result["models"][0]["error"]
+    swapped = result["models"][0]
+    assert swapped["status"] == "error" and "changed" in swapped["error"] and "sha256" in swapped["error"]
+    assert swapped["sha256_ok"] is False and swapped["latency_ms"]["p50"] is None
 
 
 def test_rounds_below_one_are_refused(bundle: Path, tmp_path: Path) -> None:
