@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from harness.representations import SAME_WEIGHTS_FORMATS  # noqa: E402
+from runners.contract import SAME_WEIGHTS_FORMATS  # noqa: E402
 from runners.bench import BenchSettings, load_manifest, run_bench  # noqa: E402
 
 SAME_NETWORK = ("baseline", "repeated", "imp")

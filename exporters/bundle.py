@@ -19,14 +19,13 @@ from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
 from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff, same_predictions
-from exporters.quantize import INT8_EXPERIMENTS, export_int8
+from exporters.quantize import export_int8
 from exporters.sparse_onnx import write_sparse_onnx
+from runners.contract import FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, experiment_kind, run_file_name
 from runners.device import device_facts
 from runners.package import write_runner
 
-MANIFEST_SCHEMA = "edgeprune.manifest/1"
 CHECK_ROWS = 256   # eval rows used to compare ONNX against torch
-UNSTRUCTURED_EXPERIMENTS = ("repeated", "imp", "oneshot")
 
 
 @dataclass
@@ -51,8 +50,10 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
     static int8 twins (exporters.quantize).
     """
     folder = variant.folder
-    onnx_path, sparse_path, check_path = folder / "model.onnx", folder / "model.sparse.onnx", folder / "onnx-check.json"
-    sparse_wanted = variant.metrics.get("sparsity", 0) > 0 and variant.experiment in UNSTRUCTURED_EXPERIMENTS
+    onnx_path, sparse_path = folder / run_file_name(ONNX), folder / run_file_name(ONNX_SPARSE)
+    check_path = folder / "onnx-check.json"
+    kind = experiment_kind(variant.experiment)
+    sparse_wanted = variant.metrics.get("sparsity", 0) > 0 and kind.sparse_twin
     checks = read_json(check_path) if check_path.exists() else {}
     # An export from before the twin recorded its tensor count may hold a twin larger than the dense file.
     twin_ok = not sparse_wanted or ("onnx_sparse_tensors" in checks
@@ -73,10 +74,10 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
                                      f"from its dense ONNX file on the eval set, so the export stopped before "
                                      f"writing a bundle.")
         write_json(check_path, checks)
-    files = [ModelFile(onnx_path, "onnx")]
+    files = [ModelFile(onnx_path, ONNX)]
     if checks.get("onnx_sparse_tensors"):
-        files.append(ModelFile(sparse_path, "onnx-sparse"))
-    if int8 if int8 is not None else variant.experiment in INT8_EXPERIMENTS:
+        files.append(ModelFile(sparse_path, ONNX_SPARSE))
+    if int8 if int8 is not None else kind.int8 == "all":
         # calibrated on train inputs, checked on the eval set
         int8_files, int8_checks = export_int8(onnx_path, task.train_x, task.eval_x, task.eval_y)
         files += [ModelFile(path, fmt) for path, fmt in int8_files]
@@ -138,8 +139,8 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
                 all_files.append(evals[task.name])
             files = []
             for f in exp.files:
-                suffix = "" if f.format == "onnx" else "." + f.format.removeprefix("onnx-")
-                files.append(_file_entry(f.path, f"models/{exp.variant.name}{suffix}.onnx", f.format, staging))
+                rel = f"models/{exp.variant.name}{FORMATS[f.format].suffix}"
+                files.append(_file_entry(f.path, rel, f.format, staging))
             all_files.extend(files)
             models.append(model_entry(exp, task, files))
         write_runner(staging)

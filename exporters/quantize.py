@@ -21,11 +21,9 @@ from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, 
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from harness.io import atomic_path
-from harness.representations import format_key
-from runners.bench import EVAL_BATCH_SIZE
+from runners.contract import (EVAL_BATCH_SIZE, INT8_FORMATS, ONNX_INT8_DYNAMIC, ONNX_INT8_STATIC, experiment_kind,
+                               format_key, run_file_name)
 
-INT8_FORMATS = ("onnx-int8-dynamic", "onnx-int8-static")
-INT8_EXPERIMENTS = ("baseline", "structured")    # plus the sparsest IMP iteration of each method (int8_selection)
 CALIBRATION_ROWS = 512
 
 
@@ -80,13 +78,14 @@ def quantize_static_int8(src: Path, dst: Path, calibration: np.ndarray, per_chan
 
 
 def int8_selection(variants) -> set[str]:
-    """Names of the variants that get int8 files: baselines, structured variants, and for each (task, seed,
-    method) the IMP iteration with the highest sparsity."""
-    chosen = {v.name for v in variants if v.experiment in INT8_EXPERIMENTS}
+    """Names of the variants that get int8 files, as their experiment kind says (runners.contract): every variant
+    of an "all" kind (baselines, structured), and of a "sparsest" kind (IMP) the round with the highest sparsity
+    of each (task, seed, method)."""
+    chosen = {v.name for v in variants if experiment_kind(v.experiment).int8 == "all"}
     sparsest: dict[tuple, object] = {}
     for v in variants:
-        if v.experiment == "imp":
-            key = (v.task, v.seed, v.method)
+        if experiment_kind(v.experiment).int8 == "sparsest":
+            key = (v.task, v.seed, v.experiment, v.method)
             if key not in sparsest or v.metrics.get("sparsity", 0) > sparsest[key].metrics.get("sparsity", 0):
                 sparsest[key] = v
     return chosen | {v.name for v in sparsest.values()}
@@ -111,8 +110,7 @@ def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray,
     from harness.io import write_json
 
     folder = Path(onnx_path).parent
-    files = [(folder / "model.int8-dynamic.onnx", "onnx-int8-dynamic"),
-             (folder / "model.int8-static.onnx", "onnx-int8-static")]
+    files = [(folder / run_file_name(fmt), fmt) for fmt in (ONNX_INT8_DYNAMIC, ONNX_INT8_STATIC)]
     check_path = folder / "int8-check.json"
     wanted = [f"{format_key(fmt)}_{what}" for _, fmt in files for what in ("agreement", "accuracy")]
     if all(p.exists() for p, _ in files) and check_path.exists():

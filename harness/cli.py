@@ -80,11 +80,12 @@ def _files_not_in_bundle(out: Path) -> list[str]:
     """Files under an existing bundle folder that its manifest does not list (e.g. a result saved inside it)."""
     from runners.package import RUNNER_FILES
 
+    from runners.contract import listed_paths, validate_manifest
+
     try:
-        manifest = json.loads((out / "manifest.json").read_text())
-        listed = {f["path"] for m in manifest["models"] for f in m["files"]}
-        listed |= {e["path"] for e in manifest.get("evals", {}).values()}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        listed = listed_paths(validate_manifest(json.loads((out / "manifest.json").read_text()),
+                                                require_models=False))
+    except (OSError, ValueError) as exc:   # ContractError is a ValueError
         raise EdgepruneError(f"--out {out} has a manifest.json that cannot be read ({exc}), so exporting could "
                              f"delete files it does not know; choose another --out or empty it.") from exc
     listed |= {"manifest.json", *RUNNER_FILES}

@@ -7,7 +7,6 @@ psutil and click -- never on torch, harness or exporters -- because it is what g
 
 __version__ = "0.3.0"
 
-MANIFEST_SCHEMA = "edgeprune.manifest/1"
-RESULT_SCHEMA = "edgeprune.result/1"
+from runners.contract import MANIFEST_SCHEMA, RESULT_SCHEMA
 
 __all__ = ["__version__", "MANIFEST_SCHEMA", "RESULT_SCHEMA"]

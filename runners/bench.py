@@ -29,13 +29,11 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from runners import MANIFEST_SCHEMA, RESULT_SCHEMA, __version__
+from runners import __version__
+from runners.contract import EVAL_BATCH_SIZE, RESULT_SCHEMA, ContractError, is_onnx_format, validate_manifest
 from runners.files import atomic_write, sha256_file
 
 MB = 2**20   # memory_mb keys are MiB, as psutil and top count memory
-# Rows per call of the accuracy pass. Dynamic int8 quantizes activations per call, so its predictions depend on
-# how the eval set is batched: the host's check of an int8 file uses the same batches (exporters.quantize).
-EVAL_BATCH_SIZE = 256
 
 # onnxruntime input type strings -> numpy dtypes used to feed them.
 _ORT_DTYPES = {
@@ -215,21 +213,10 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
         raise BundleError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}).") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path} cannot be read ({_one_line(exc)}).") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{path} is not an {MANIFEST_SCHEMA} manifest (top level is not an object).")
-    schema = manifest.get("schema")
-    if schema != MANIFEST_SCHEMA:
-        raise BundleError(f"{path} has schema {schema!r} but this runner reads only {MANIFEST_SCHEMA!r}.")
-    models = manifest.get("models")
-    if not isinstance(models, list) or not all(isinstance(m, dict) and m.get("name") for m in models):
-        raise BundleError(f"{path} has no valid 'models' list (each model needs at least a name).")
-    bad = next((m["name"] for m in models if not isinstance(m.get("files", []), list)), None)
-    if bad is not None:
-        raise BundleError(f"{path} gives model {bad!r} a 'files' entry that is not a list.")
-    evals = manifest.get("evals", {})
-    if not isinstance(evals, dict):
-        raise BundleError(f"{path} has an 'evals' entry that is not an object.")
-    return manifest
+    try:
+        return validate_manifest(manifest)
+    except ContractError as exc:
+        raise BundleError(f"{path} {exc}.") from None
 
 
 def _resolve(bundle: Path, rel: Any) -> Path:
@@ -607,7 +594,7 @@ def selected_files(manifest: dict[str, Any], models_glob: str | None = None
         if models_glob and not fnmatch.fnmatchcase(str(model["name"]), models_glob):
             continue
         files = [f for f in (model.get("files") or []) if isinstance(f, dict)
-                 and str(f.get("format", "")).startswith("onnx")]
+                 and is_onnx_format(f.get("format"))]
         if files:
             pairs.extend((model, f) for f in files)
         else:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-MANIFEST_SCHEMA = "edgeprune.manifest/1"
+from runners.contract import MANIFEST_SCHEMA
 
 
 @dataclass

@@ -13,7 +13,7 @@ from exporters.quantize import export_int8, int8_selection, quantize_dynamic_int
 from harness import metrics
 from harness.experiments.variant import Variant
 from harness.pruning import PruneContext, get_method
-from harness.representations import format_key
+from runners.contract import format_key
 from harness.storage import compact_bytes, load_compact, storage_sizes
 from harness.training import TrainConfig, train
 

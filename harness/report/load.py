@@ -18,10 +18,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
-from harness.representations import SAME_WEIGHTS_FORMATS, format_key
+from runners.contract import SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest, validate_result
 
-MANIFEST_SCHEMA = "edgeprune.manifest/1"
-RESULT_SCHEMA = "edgeprune.result/1"
 
 # A device accuracy further than this from the host's (in percentage points) is flagged in the report.
 ACCURACY_FLAG_PP = 0.1
@@ -55,16 +53,6 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def check_schema(data: Mapping[str, Any], path: Path, expected: str, what: str) -> None:
-    schema = data.get("schema")
-    if schema is None:
-        raise ReportError(f"{path} is not an edgeprune {what} (it has no schema); expected {expected}")
-    if schema != expected:
-        raise ReportError(
-            f"{path} was written by a different edgeprune version (schema {schema}); expected {expected}"
-        )
-
-
 def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.is_dir():
@@ -73,32 +61,24 @@ def read_manifest(bundle_dir: Path) -> dict[str, Any]:
     if not path.exists():
         raise ReportError(f"{bundle_dir} has no manifest.json; run `make export` or pass the bundle with --bundle")
     manifest = read_json_object(path, "manifest")
-    check_schema(manifest, path, MANIFEST_SCHEMA, "manifest")
-    if not manifest.get("bundle_id"):
-        raise ReportError(f"{path} has no bundle_id; export the bundle again")
-    models = manifest.get("models")
-    if not isinstance(models, list) or not models:
-        raise ReportError(f"{path} lists no models; export the bundle again")
-    if not all(isinstance(m, dict) and isinstance(m.get("files", []), list)
-               and all(isinstance(f, dict) for f in m.get("files", [])) for m in models):
-        raise ReportError(f"{path} has a model entry that is not an object with a list of files; "
-                          f"export the bundle again")
+    try:
+        validate_manifest(manifest)
+    except ContractError as exc:
+        raise ReportError(f"{path} {exc}") from None
     return manifest
 
 
 def read_result(path: Path, manifest: Mapping[str, Any], bundle_dir: Path) -> dict[str, Any]:
     result = read_json_object(path, "result")
-    check_schema(result, path, RESULT_SCHEMA, "result")
+    try:
+        validate_result(result)
+    except ContractError as exc:
+        raise ReportError(f"{path} {exc}") from None
     if result.get("bundle") != manifest["bundle_id"]:
         raise ReportError(
             f"{path} measures another bundle ({_short_id(result.get('bundle'))}), "
             f"not {bundle_dir} ({_short_id(manifest['bundle_id'])})"
         )
-    if not isinstance(result.get("models"), list):
-        raise ReportError(f"{path} has no models list, so it is not a complete edgeprune result")
-    for key in ("device", "settings"):
-        if not isinstance(result.get(key) or {}, dict):
-            raise ReportError(f"{path} has a {key!r} entry that is not an object, so it is not an edgeprune result")
     return result
 
 
