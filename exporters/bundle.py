@@ -109,7 +109,8 @@ def model_entry(exp: Exported, task: TaskData, files: list[dict]) -> dict:
     keys = ("sparsity", "sparsity_overall", "params", "nonzero_params", "accuracy", "host_latency_ms",
             "state_dict_bytes", "state_dict_bytes_with_masks", "storage", "sparsity_per_parameter")
     return {
-        "name": v.name, "task": v.task, "model": v.model["name"], "eval": task.name, "experiment": v.experiment, "method": v.method,
+        "name": v.name, "series": v.name.removesuffix(f"-s{v.seed}"),   # the same variant over seeds
+        "task": v.task, "model": v.model["name"], "eval": task.name, "experiment": v.experiment, "method": v.method,
         "iteration": v.iteration, "seed": v.seed, **{k: m[k] for k in keys if k in m}, **v.extra,
         "input_name": INPUT_NAME, "output_name": OUTPUT_NAME, "input_shape": task.input_shape,
         **exp.checks, "files": files,

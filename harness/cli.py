@@ -38,7 +38,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     from exporters.quantize import int8_selection
     from harness.data import resolve_data_dir
     from harness.experiments.store import runs_root
-    from harness.pipeline import DEFAULT_TASKS, ExportSettings, run_experiments
+    from harness.pipeline import DEFAULT_TASKS, ExportSettings, plans_named, run_experiments
 
     def split(value):
         return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
@@ -48,14 +48,15 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     if runs_dir.exists() and not runs_dir.is_dir():
         raise EdgepruneError(f"the runs folder {runs_dir} (--runs-dir or EDGEPRUNE_RUNS) is a file; name a folder.")
     data_dir = resolve_data_dir(data_dir)
-    plans = split(tasks) or DEFAULT_TASKS
     if user_model:
-        from harness.plugins import register_plugin
-        plans = (*(split(tasks) or ()), register_plugin(user_model, 0.33 if amount is None else amount, rounds,
-                                                        data_dir))
+        from harness.plugins import user_plan
+        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, 0.33 if amount is None else amount,
+                                                                 rounds, data_dir),))
     elif amount is not None or rounds is not None:
         raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")
-    settings = ExportSettings(profile=profile, seeds=seeds, tasks=plans,
+    else:
+        plans = plans_named(split(tasks) or DEFAULT_TASKS)
+    settings = ExportSettings(profile=profile, seeds=seeds, plans=plans,
                               experiments=split(experiments), data_dir=data_dir,
                               runs_dir=runs_dir, quiet=quiet)
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
@@ -80,14 +81,15 @@ def _files_not_in_bundle(out: Path) -> list[str]:
     """Files under an existing bundle folder that its manifest does not list (e.g. a result saved inside it)."""
     from runners.package import RUNNER_FILES
 
-    from runners.contract import listed_paths, validate_manifest
+    from runners.contract import ContractError, listed_paths, validate_manifest
 
     try:
         listed = listed_paths(validate_manifest(json.loads((out / "manifest.json").read_text()),
                                                 require_models=False))
-    except (OSError, ValueError) as exc:   # ContractError is a ValueError
-        raise EdgepruneError(f"--out {out} has a manifest.json that cannot be read ({exc}), so exporting could "
-                             f"delete files it does not know; choose another --out or empty it.") from exc
+    except (OSError, ValueError) as exc:   # ContractError is a ValueError too
+        problem = str(exc) if isinstance(exc, ContractError) else f"cannot be read ({exc})"
+        raise EdgepruneError(f"--out {out} has a manifest.json that {problem}, so exporting could delete files it "
+                             f"does not know; choose another --out or empty it.") from exc
     listed |= {"manifest.json", *RUNNER_FILES}
     present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
     return [p for p in present if p not in listed]

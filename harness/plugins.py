@@ -2,16 +2,17 @@
 
 The function (called with no arguments, or with `data_dir=` when it takes that parameter) returns a dict or a
 dataclass such as `UserModel` with: `model` (an nn.Module), `train` and `eval` ((x, y) numpy arrays), `name`,
-and optionally `num_classes`, `example` (one input batch) and `description`. edgeprune registers the data as a
-task, the model as `user-<module>-<function>` and a plan (baseline, repeated unstructured pruning, structured
-removal of 25% and 50% of the channels or hidden units), and then runs the ordinary pipeline: training, pruning,
-ONNX export, bundle. The initial weights are the ones the function
-returned (every seed starts from them; seeds change the batch order).
+and optionally `num_classes`, `example` (one input batch) and `description`. `user_plan` turns that into a plan
+(harness.plans.TaskPlan: baseline, repeated unstructured pruning, structured removal of 25% and 50% of the
+channels or hidden units) whose task brings the data and the model (`TaskData.model_factory`); the export runs it
+beside the built-in plans. Nothing is registered: the plan is a value passed down. The initial weights are the
+ones the function returned (every seed starts from them; seeds change the batch order).
 
-Run folders stay rebuildable: the spec and a fingerprint are model kwargs, so they name the run and `build_model`
-can re-import the module in a new process. The fingerprint hashes the module's source, the model's structure and
-the data arrays, so an edited module, a resized model or new data train anew (a change hidden inside an imported
-forward() does not show; data drawn without a fixed seed is new data on every call).
+Run folders stay rebuildable: the spec and a fingerprint are model kwargs, so they name the run, and
+`load_plugin(spec)` in a new process gives the task that rebuilds the model from the run folder. The fingerprint
+hashes the module's source, the model's structure and the data arrays, so an edited module, a resized model or new
+data train anew (a change hidden inside an imported forward() does not show; data drawn without a fixed seed is
+new data on every call).
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.data.registry import TASKS, TaskData, _subset
+from harness.data.registry import TASKS, TaskData, subset
 from harness.errors import EdgepruneError
-from harness.models.registry import MODELS, USER_PREFIX
+from harness.experiments.structured import StructuredSettings
+from harness.plans import PLANS, TaskPlan
+
+USER_PREFIX = "user-"   # a user's model is named user-<module>-<function>
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")   # names become file names in the bundle
 USER_EXPERIMENTS = ("baseline", "repeated", "structured")
@@ -61,9 +65,6 @@ class LoadedPlugin:
     model_name: str
     user: UserModel
     task: TaskData
-
-
-_LOADED: dict[str, LoadedPlugin] = {}    # spec -> the user's function's result, called once per process
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -182,9 +183,7 @@ def fingerprint(source: bytes, user: UserModel) -> str:
 
 
 def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
-    """Import the module, call the function once, validate what it returned; cached per spec."""
-    if spec in _LOADED:
-        return _LOADED[spec]
+    """Import the module, call the function, validate what it returned."""
     target, func_name = parse_spec(spec)
     module = _import(target, spec)
     func = getattr(module, func_name, None)
@@ -202,50 +201,32 @@ def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
     task = TaskData(name=user.name, train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y,
                     num_classes=user.num_classes,
                     description=user.description or f"{user.name}: user data from {spec}",
-                    extra={"plugin": spec})
-    loaded = LoadedPlugin(spec, fingerprint(source, user), model_name(spec), user, task)
-    _LOADED[spec] = loaded
-    return loaded
+                    extra={"plugin": spec}, model_factory=lambda: copy.deepcopy(user.model))
+    return LoadedPlugin(spec, fingerprint(source, user), model_name(spec), user, task)
 
 
-def register_user_model(spec: str, data_dir: Path | None = None) -> str:
-    """MODELS[user-<module>-<function>]: a fresh copy of the user's model (weights then come from a run folder)."""
-    loaded = load_plugin(spec, data_dir)
-
-    def build(task, **_ignored) -> nn.Module:     # kwargs spec/source only name the run
-        return copy.deepcopy(loaded.user.model)
-
-    MODELS[loaded.model_name] = build
-    return loaded.model_name
-
-
-def register_plugin(spec: str, amount: float = 0.33, rounds: int | None = None,
-                    data_dir: Path | None = None) -> str:
-    """Register the user's task, model and plan; returns the plan name to export (the user's `name`)."""
-    from harness.pipeline import PLANS, TaskPlan
-
+def user_plan(spec: str, amount: float = 0.33, rounds: int | None = None,
+              data_dir: Path | None = None) -> TaskPlan:
+    """The plan for the user's model and data, named by the user's `name`; its task brings the model."""
     if not 0 < amount < 1:
         raise EdgepruneError(f"--amount {amount} must be a fraction between 0 and 1 (exclusive).")
     if rounds is not None and rounds < 0:
         raise EdgepruneError(f"--rounds {rounds} must be 0 or more.")
-    name = register_user_model(spec, data_dir)
-    loaded = _LOADED[spec]
-    task_name = loaded.task.name
-    existing = TASKS.get(task_name)
-    if existing is not None and getattr(existing, "plugin_spec", None) != spec:
-        raise EdgepruneError(f"--model {spec!r}: the name {task_name!r} is already a task; return another name.")
+    loaded = load_plugin(spec, data_dir)
+    name = loaded.task.name
+    if name in PLANS or name in TASKS:
+        raise EdgepruneError(f"--model {spec!r}: the name {name!r} is already a task; return another name.")
 
     def load(_data_dir, train_limit, eval_limit) -> TaskData:
         t = loaded.task
-        train_x, train_y = _subset(t.train_x, t.train_y, train_limit, seed=0)
-        eval_x, eval_y = _subset(t.eval_x, t.eval_y, eval_limit, seed=1)
+        train_x, train_y = subset(t.train_x, t.train_y, train_limit, seed=0)
+        eval_x, eval_y = subset(t.eval_x, t.eval_y, eval_limit, seed=1)
         return dataclasses.replace(t, train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y)
 
-    load.plugin_spec = spec
-    TASKS[task_name] = load
     # Conv models lose channels (with their BatchNorm), others hidden units of Linear layers.
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in loaded.user.model.modules())
-    structured = tuple(("channels" if has_conv else "neurons", "l1", r) for r in USER_STRUCTURED_RATIOS)
-    PLANS[task_name] = TaskPlan(task_name, name, model_kwargs=(("fingerprint", loaded.fingerprint), ("spec", spec)),
-                                experiments=USER_EXPERIMENTS, amount=amount, rounds=rounds, structured=structured)
-    return task_name
+    structured = tuple(StructuredSettings(kind="channels" if has_conv else "neurons", importance="l1", ratio=r)
+                       for r in USER_STRUCTURED_RATIOS)
+    return TaskPlan(name, name, loaded.model_name,
+                    model_kwargs=(("fingerprint", loaded.fingerprint), ("spec", spec)),
+                    experiments=USER_EXPERIMENTS, amount=amount, rounds=rounds, structured=structured, load=load)

@@ -167,7 +167,8 @@ def test_export_over_a_bundle_holding_a_users_result_is_refused(tmp_path):
     for name in ("runner", "requirements.txt"):
         (out / name).write_text(name)
     (out / "manifest.json").write_text(json.dumps(
-        {"schema": "edgeprune.manifest/1", "models": [{"name": "a", "files": [{"path": "models/a.onnx"}]}],
+        {"schema": "edgeprune.manifest/1", "bundle_id": "0" * 64,
+         "models": [{"name": "a", "files": [{"path": "models/a.onnx"}]}],
          "evals": {"toy": {"path": "eval.npz"}}}))
     (out / "results").mkdir()
     (out / "results" / "phone.json").write_text("{}")

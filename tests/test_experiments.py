@@ -15,11 +15,11 @@ from harness import metrics
 from harness.experiments import baseline as baseline_mod
 from harness.experiments import imp as imp_mod
 from harness.experiments import variant as variant_mod
-from harness.experiments.baseline import train_folder, trained_baseline
+from harness.experiments.baseline import trained_baseline
 from harness.experiments.imp import imp_with_rewinding, rewind
 from harness.experiments.repeated import repeated_pruning
 from harness.experiments.settings import PruneSettings, TrainSettings
-from harness.experiments.store import load_tensors, settings_hash
+from harness.experiments.store import load_tensors, settings_hash, train_folder
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.pruning import METHODS, global_prune, masks_of
 from harness.training import train

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -12,14 +13,13 @@ import pytest
 
 from exporters.bundle import export_variant
 from harness import plugins
-from harness.data import load_task
 from harness.data.registry import TASKS
 from harness.errors import EdgepruneError
 from harness.experiments.baseline import trained_baseline
 from harness.experiments.repeated import repeated_pruning
 from harness.experiments.settings import PruneSettings, TrainSettings
 from harness.models.registry import MODELS
-from harness.pipeline import PLANS
+from harness.plans import PLANS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,15 +42,11 @@ PLUGIN = textwrap.dedent('''
 
 
 @pytest.fixture
-def clean_registries():
-    """Plugins register into the global registries; put them back as they were."""
-    saved = [(r, dict(r)) for r in (TASKS, MODELS, PLANS)]
-    plugins._LOADED.clear()
+def registries_untouched():
+    """A plugin is a value passed down: loading one leaves every registry as it was."""
+    before = [dict(r) for r in (TASKS, MODELS, PLANS)]
     yield
-    for registry, content in saved:
-        registry.clear()
-        registry.update(content)
-    plugins._LOADED.clear()
+    assert [dict(r) for r in (TASKS, MODELS, PLANS)] == before
 
 
 @pytest.fixture
@@ -60,13 +56,12 @@ def plugin_file(tmp_path):
     return path
 
 
-def test_user_module_goes_through_training_pruning_and_export(tmp_path, plugin_file, clean_registries):
+def test_user_module_goes_through_training_pruning_and_export(tmp_path, plugin_file, registries_untouched):
     spec = f"{plugin_file}:build"
-    plan_name = plugins.register_plugin(spec, amount=0.5, rounds=2)
-    plan = PLANS[plan_name]
-    assert plan_name == "tiny-user" and plan.model == "user-tiny_plugin-build"
+    plan = plugins.user_plan(spec, amount=0.5, rounds=2)
+    assert plan.name == plan.task == "tiny-user" and plan.model == "user-tiny_plugin-build"
     assert dict(plan.model_kwargs)["spec"] == spec and plan.experiments == ("baseline", "repeated", "structured")
-    task = load_task(plan.task, None, train_limit=150)
+    task = plan.load(None, 150, None)
     assert task.train_x.dtype.name == "float32" and len(task.train_x) == 150 and task.num_classes == 2
 
     ts = TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=20, lr=0.01)
@@ -82,11 +77,13 @@ def test_user_module_goes_through_training_pruning_and_export(tmp_path, plugin_f
     assert [f.format for f in exported.files] == ["onnx"] and exported.checks["onnx_sparse_tensors"] == 0
     assert exported.checks["onnx_max_abs_diff"] < 1e-5
 
-    # a new process knows nothing of the plugin: the run folder alone rebuilds the model
-    MODELS.pop(plan.model)
-    plugins._LOADED.clear()
-    rebuilt = variants[2].build(task)
+    # a new process knows only the run folder: the spec it records loads the task that rebuilds the model
+    from harness.experiments.variant import load_variant
+    stored = load_variant(variants[2].folder)
+    rebuilt = stored.build(plugins.load_plugin(stored.model["kwargs"]["spec"]).task)
     assert sum(int((p == 0).sum()) for p in rebuilt.parameters()) > 0
+    with pytest.raises(EdgepruneError, match="user module"):     # not silently a built-in model
+        stored.build(dataclasses.replace(task, model_factory=None))
 
 
 PLUGIN_READING_FILES = textwrap.dedent('''
@@ -109,7 +106,7 @@ PLUGIN_READING_FILES = textwrap.dedent('''
 
 @pytest.mark.parametrize("change, renames", [("source", True), ("data", True), ("model width", True),
                                               ("initial weights only", False)])
-def test_source_data_and_model_structure_name_the_run(tmp_path, clean_registries, change, renames):
+def test_source_data_and_model_structure_name_the_run(tmp_path, registries_untouched, change, renames):
     """The module's text alone does not decide its results: the data and model it builds from files name the run
     too; initial weight values do not (an unseeded build() must still find its runs; the run keeps its init)."""
     module = tmp_path / "files_plugin.py"
@@ -119,8 +116,7 @@ def test_source_data_and_model_structure_name_the_run(tmp_path, clean_registries
         np.save(tmp_path / "x.npy", np.random.default_rng(data_seed).standard_normal((300, 8)))
         (tmp_path / "seed.txt").write_text(str(init_seed))
         (tmp_path / "width.txt").write_text(str(width))
-        plugins._LOADED.clear()
-        return dict(PLANS[plugins.register_plugin(f"{module}:build")].model_kwargs)["fingerprint"]
+        return dict(plugins.user_plan(f"{module}:build").model_kwargs)["fingerprint"]
 
     changed = {"source": {"source": PLUGIN_READING_FILES + "# edited\n"}, "data": {"data_seed": 1},
                "model width": {"width": 24}, "initial weights only": {"init_seed": 1}}[change]
@@ -135,22 +131,22 @@ def test_source_data_and_model_structure_name_the_run(tmp_path, clean_registries
     ("{file}:absent", "no function"),
     ("{file}:not_a_result", "dict or dataclass"),
 ])
-def test_bad_specs_are_one_sentence(spec, words, plugin_file, clean_registries):
+def test_bad_specs_are_one_sentence(spec, words, plugin_file, registries_untouched):
     spec = spec.format(dir=plugin_file.parent, file=plugin_file)
     with pytest.raises(EdgepruneError) as info:
-        plugins.register_plugin(spec)
+        plugins.user_plan(spec)
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
-def test_amount_outside_zero_one_is_refused(plugin_file, clean_registries):
+def test_amount_outside_zero_one_is_refused(plugin_file, registries_untouched):
     with pytest.raises(EdgepruneError, match="--amount"):
-        plugins.register_plugin(f"{plugin_file}:build", amount=1.5)
+        plugins.user_plan(f"{plugin_file}:build", amount=1.5)
 
 
-def test_example_small_cnn_builds_and_trains_on_synthetic_images(tmp_path, clean_registries):
+def test_example_small_cnn_builds_and_trains_on_synthetic_images(tmp_path, registries_untouched):
     spec = f"{ROOT / 'examples' / 'small_cnn.py'}:build_synthetic"
-    plan = PLANS[plugins.register_plugin(spec, rounds=1)]
-    task = load_task(plan.task, None)
+    plan = plugins.user_plan(spec, rounds=1)
+    task = plan.load(None, None, None)
     assert task.eval_x.shape[1:] == (1, 20, 20)
     ts = TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=2, lr=0.01)
     variants = repeated_pruning(tmp_path, ts, PruneSettings(), plan.rounds, task, quiet=True)
@@ -175,9 +171,9 @@ def test_cli_reports_a_bad_spec_in_one_line(tmp_path):
      "calling build() raised ValueError: no data here (at {file}:2)"),
     ("def build(size):\n    return None\n", "{file}:build", "calling build() raised TypeError"),
 ])
-def test_a_failing_user_module_or_function_is_one_sentence(source, spec, words, tmp_path, clean_registries):
+def test_a_failing_user_module_or_function_is_one_sentence(source, spec, words, tmp_path, registries_untouched):
     path = tmp_path / "broken_plugin.py"
     path.write_text(source)
     with pytest.raises(EdgepruneError) as info:
-        plugins.register_plugin(spec.format(file=path))
+        plugins.user_plan(spec.format(file=path))
     assert words.format(file=path) in str(info.value) and "\n" not in str(info.value)

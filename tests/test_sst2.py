@@ -103,7 +103,7 @@ def test_quick_profile_sst2_ffn_learns_the_dev_split(tmp_path):
     """The `sst2` plan as the quick profile runs it (subset, one epoch): well above the 50% of chance."""
     from harness.experiments.baseline import trained_baseline
     from harness.experiments.settings import PROFILES, TrainSettings
-    from harness.pipeline import PLANS
+    from harness.plans import PLANS
 
     plan, profile = PLANS["sst2"], PROFILES["quick"]
     task = load_task(plan.task, Path(DATA), profile.train_limit, profile.eval_limit)

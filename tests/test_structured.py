@@ -258,8 +258,9 @@ def test_structured_experiment_saves_a_rebuildable_variant(tmp_path, tiny_task, 
     from harness.experiments.variant import load_variant
 
     ss = StructuredSettings(kind="neurons", importance="l2", ratio=0.5, round_to=8)
-    v = structured_pruning(tmp_path, train_settings, ss, tiny_task, index=3, quiet=True)
-    assert v.experiment == "structured" and v.method == "neurons-l2" and v.iteration == 3
+    v = structured_pruning(tmp_path, train_settings, ss, tiny_task, plan_index=3, quiet=True)
+    assert v.experiment == "structured" and v.method == "neurons-l2" and v.iteration == 1   # one pruning step
+    assert v.extra["plan_index"] == 3
     assert "neurons-l2-r50" in v.name and v.extra["structure_ratio"] == 0.5 and v.extra["finetuned"] is True
     assert v.extra["round_to"] == 8 and v.model["plan"]["kind"] == "neurons"
     state = load_tensors(v.folder / "state.pt")
@@ -269,7 +270,8 @@ def test_structured_experiment_saves_a_rebuildable_variant(tmp_path, tiny_task, 
     torch.testing.assert_close(again(x), v.build(tiny_task)(x), rtol=0, atol=0)
     assert load_variant(v.folder).metrics == v.metrics
     # finished: reused, not retrained
-    assert structured_pruning(tmp_path, train_settings, ss, tiny_task, quiet=True).metrics == v.metrics
+    reused = structured_pruning(tmp_path, train_settings, ss, tiny_task, plan_index=1, quiet=True)
+    assert reused.metrics == v.metrics and reused.extra["plan_index"] == 1 and reused.iteration == 1
 
 
 def test_structured_onnx_export_is_smaller(tmp_path, tiny_task):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -23,6 +23,8 @@ class TaskData:
     num_classes: int
     description: str
     extra: dict = field(default_factory=dict)
+    # A user's task brings its own model (harness.plugins): a fresh, untrained copy on every call.
+    model_factory: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def input_shape(self) -> list:
@@ -45,7 +47,7 @@ def cache_dir() -> Path:
     return Path(base) / "edgeprune"
 
 
-def _subset(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def subset(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     if not limit or limit >= len(x):
         return x, y
     idx = np.random.default_rng(seed).permutation(len(x))[:limit]
@@ -57,8 +59,8 @@ def load_mnist(data_dir: Path | None, train_limit: int | None, eval_limit: int |
     folder = mnist.locate(data_dir, cache_dir())
     train_x, train_y = mnist.load_split(folder, "train")
     eval_x, eval_y = mnist.load_split(folder, "test")
-    train_x, train_y = _subset(train_x, train_y, train_limit, seed=0)
-    eval_x, eval_y = _subset(eval_x, eval_y, eval_limit, seed=1)
+    train_x, train_y = subset(train_x, train_y, train_limit, seed=0)
+    eval_x, eval_y = subset(eval_x, eval_y, eval_limit, seed=1)
     sample = f" (a fixed random sample of {len(eval_x)})" if eval_limit and eval_limit < 10000 else ""
     return TaskData(
         name="mnist", train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y, num_classes=10,
@@ -71,8 +73,8 @@ def load_sst2(data_dir: Path | None, train_limit: int | None, eval_limit: int | 
     train_text, train_y = sst2.read_tsv(folder / "train.tsv")
     eval_text, eval_y = sst2.read_tsv(folder / "dev.tsv")
     vocab = sst2.build_vocab(train_text)          # from the whole training split, whatever the limit
-    train_x, train_y = _subset(sst2.encode(train_text, vocab), train_y, train_limit, seed=0)
-    eval_x, eval_y = _subset(sst2.encode(eval_text, vocab), eval_y, eval_limit, seed=1)
+    train_x, train_y = subset(sst2.encode(train_text, vocab), train_y, train_limit, seed=0)
+    eval_x, eval_y = subset(sst2.encode(eval_text, vocab), eval_y, eval_limit, seed=1)
     sample = f" (a fixed random sample of {len(eval_x)})" if eval_limit and eval_limit < len(eval_text) else ""
     return TaskData(
         name="sst2", train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y, num_classes=2,

@@ -6,10 +6,9 @@ import torch
 from torch import nn
 
 from harness.data import TaskData
-from harness.experiments.baseline import train_folder
 from harness.experiments.rounds import pruning_rounds
 from harness.experiments.settings import PruneSettings, TrainSettings
-from harness.experiments.store import load_tensors
+from harness.experiments.store import load_tensors, train_folder
 from harness.experiments.variant import Variant
 from harness.training import seed_everything, train
 

@@ -8,9 +8,9 @@ from typing import Callable, Optional
 from torch import nn
 
 from harness.data import TaskData
-from harness.experiments.baseline import trained_baseline, train_folder, variant_name
+from harness.experiments.baseline import trained_baseline
 from harness.experiments.settings import PruneSettings, TrainSettings
-from harness.experiments.store import ensure_config, settings_hash
+from harness.experiments.store import ensure_config, experiment_folder, variant_name
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.pruning import PruneContext, get_method
 
@@ -30,7 +30,7 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
     Finished rounds are loaded, never recomputed, so an interrupted run resumes at the last finished round.
     """
     base = trained_baseline(root, ts, task, quiet)
-    folder = train_folder(root, ts) / f"{experiment}-{settings_hash(ps)}"
+    folder = experiment_folder(root, ts, experiment, ps)
     ensure_config(folder, ps)
     prune_step = get_method(ps.method)
     ctx = PruneContext(calibration=calibration_batch(task, ps), seed=ts.seed)

@@ -14,9 +14,9 @@ from torch.nn.utils import prune
 
 from harness import metrics
 from harness.data import TaskData
-from harness.experiments.baseline import train_folder, trained_baseline
+from harness.experiments.baseline import trained_baseline
 from harness.experiments.settings import TrainSettings
-from harness.experiments.store import ensure_config, read_json, settings_hash
+from harness.experiments.store import ensure_config, experiment_folder, read_json
 from harness.io import write_json
 from harness.structured import find_heads, find_layers, plan_structured, prune_structured
 
@@ -125,7 +125,7 @@ def sensitivity_rows(model: nn.Module, task: TaskData, model_name: str, ss: Sens
 def sensitivity_analysis(root, ts: TrainSettings, task: TaskData, ss: SensitivitySettings = SensitivitySettings(),
                          quiet: bool = False) -> list[dict]:
     """Rows for the trained baseline of `ts`, computed once per settings and read back afterwards."""
-    folder = train_folder(root, ts) / f"sensitivity-{settings_hash(ss)}"
+    folder = experiment_folder(root, ts, "sensitivity", ss)
     path = folder / "sensitivity.json"
     if path.exists():
         return read_json(path)["rows"]

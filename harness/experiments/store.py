@@ -30,6 +30,23 @@ def settings_hash(settings) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def train_folder(root: Path, ts) -> Path:
+    """A trained baseline's folder (TrainSettings name it); every experiment on it lives below it."""
+    return Path(root) / f"train-{settings_hash(ts)}"
+
+
+def experiment_folder(root: Path, ts, experiment: str, settings) -> Path:
+    """The folder of one experiment on one trained baseline, named by the experiment's own settings."""
+    return train_folder(root, ts) / f"{experiment}-{settings_hash(settings)}"
+
+
+def variant_name(ts, experiment: str, method: str | None = None, iteration: int | None = None) -> str:
+    """task-model-experiment[-method][-it<round>]-s<seed>; the same name without `-s<seed>` is its series."""
+    method = method.replace(":", "of") if method else method      # "2:4" -> "2of4": names become file names
+    parts = [ts.task, ts.model, experiment, method, f"it{iteration}" if iteration is not None else None, f"s{ts.seed}"]
+    return "-".join(p for p in parts if p)
+
+
 def runs_root(cli_value: str | Path | None = None) -> Path:
     return Path(cli_value or os.environ.get("EDGEPRUNE_RUNS") or "runs")
 

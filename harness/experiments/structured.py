@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass
 
 from harness.data import TaskData
-from harness.experiments.baseline import trained_baseline, train_folder, variant_name
+from harness.experiments.baseline import trained_baseline
 from harness.experiments.settings import TrainSettings
-from harness.experiments.store import ensure_config, settings_hash
+from harness.experiments.store import ensure_config, experiment_folder, variant_name
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.structured import prune_structured, structure_ratio
 from harness.training import seed_everything, train
@@ -34,13 +34,17 @@ class StructuredSettings:
         return "layers" if self.kind == "layers" else f"{self.kind}-{self.importance}"
 
 
-def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: TaskData, index: int = 0,
+def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: TaskData, plan_index: int = 0,
                        quiet: bool = False) -> Variant:
-    """The pruned (and fine-tuned) variant; reused when its content-addressed folder is finished."""
-    folder = train_folder(root, ts) / f"structured-{settings_hash(ss)}"
+    """The pruned (and fine-tuned) variant; reused when its content-addressed folder is finished.
+
+    Its iteration is 1 (one pruning step from the baseline, as a round is everywhere); `plan_index`, its position
+    in the plan's list of structured variants, orders the report's tables and is not part of the run's name."""
+    folder = experiment_folder(root, ts, "structured", ss)
     if is_finished(folder):
         variant = load_variant(folder)
-        variant.iteration = index
+        variant.iteration = 1      # runs made before iteration meant a round stored the plan position here
+        variant.extra = {**variant.extra, "plan_index": plan_index}
         return variant
     base = trained_baseline(root, ts, task, quiet)
     ensure_config(folder, ss)
@@ -52,10 +56,11 @@ def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: Ta
                      seed=ts.seed, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet)
     variant = Variant(name=variant_name(ts, "structured", f"{ss.method}-r{round(ss.ratio * 100)}"
                                         + (f"-round{ss.round_to}" if ss.round_to else "")),
-                      task=ts.task, experiment="structured", method=ss.method, iteration=index, seed=ts.seed,
+                      task=ts.task, experiment="structured", method=ss.method, iteration=1, seed=ts.seed,
                       model={**base.model, "plan": plan},
                       extra={"structure_ratio": structure_ratio(plan), "finetuned": ss.finetune_epochs > 0,
-                             "round_to": ss.round_to, "importance": ss.importance, "structure": ss.kind})
+                             "round_to": ss.round_to, "importance": ss.importance, "structure": ss.kind,
+                             "plan_index": plan_index})
     variant = save_variant(variant, model, task, folder, **({"train": info} if info else {}))
     if not quiet:
         m = variant.metrics

@@ -12,6 +12,7 @@ from torch import nn
 
 from harness import metrics
 from harness.data import TaskData
+from harness.errors import EdgepruneError
 from harness.experiments.store import load_tensors, read_json, save_tensors
 from harness.io import write_json
 from harness.models import build_model
@@ -39,7 +40,7 @@ class Variant:
 
     def build(self, task: TaskData, with_masks: bool = False) -> nn.Module:
         """Rebuild the model with its trained weights; `with_masks` re-attaches the pruning masks."""
-        model = build_model(self.model["name"], task, **self.model.get("kwargs", {}))
+        model = build_architecture(self.model, task)
         if self.model.get("plan"):   # structured pruning: slice the base architecture before loading weights
             from harness.structured import apply_plan
             apply_plan(model, self.model["plan"])
@@ -47,6 +48,17 @@ class Variant:
         if with_masks and (self.folder / "masks.pt").exists():
             apply_masks(model, load_tensors(self.folder / "masks.pt"))
         return model.eval()
+
+
+def build_architecture(model: dict, task: TaskData) -> nn.Module:
+    """The untrained architecture a run names: a built-in model from harness.models, or a user's own model, which
+    its task brings (harness.plugins makes that task from the module the run's `spec` names)."""
+    if task.model_factory is not None:
+        return task.model_factory()
+    if "spec" in model.get("kwargs", {}):
+        raise EdgepruneError(f"model {model['name']!r} comes from the user module {model['kwargs']['spec']!r}; "
+                             f"build it with the task harness.plugins.load_plugin makes from that module.")
+    return build_model(model["name"], task, **model.get("kwargs", {}))
 
 
 def is_finished(folder: Path) -> bool:

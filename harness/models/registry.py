@@ -10,8 +10,6 @@ from harness.errors import EdgepruneError
 from harness.models.ffn import FFN
 from harness.models.text import EmbeddingBagFFN, TransformerClassifier
 
-USER_PREFIX = "user-"   # user-<module>-<function>: a model from `harness export --model`, see harness.plugins
-
 
 def _mnist_ffn(task, **kw) -> nn.Module:
     return FFN(in_features=int(task.eval_x.shape[1]), hidden=kw.get("hidden", 1024),
@@ -31,9 +29,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {"ffn": _mnist_ffn, "sst2-ffn": _s
 
 
 def build_model(name: str, task, **kw) -> nn.Module:
-    if name.startswith(USER_PREFIX) and name not in MODELS and "spec" in kw:
-        from harness.plugins import register_user_model   # a user model's run folder, rebuilt in a new process
-        register_user_model(kw["spec"])
     if name not in MODELS:
         raise EdgepruneError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}.")
     return MODELS[name](task, **kw)
