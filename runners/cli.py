@@ -14,7 +14,11 @@ from pathlib import Path
 import click
 
 from runners import __version__
-from runners.bench import EVAL_BATCH_SIZE, BenchSettings, BundleError, load_manifest, run_bench, write_result
+from runners.bench import run_bench, write_result
+from runners.bundle import load_manifest
+from runners.contract import EVAL_BATCH_SIZE
+from runners.errors import BundleError
+from runners.settings import BenchSettings
 
 
 class InputError(click.ClickException):

@@ -25,10 +25,12 @@ if str(REPO) not in sys.path:  # also when pytest is started as a script rather 
 
 from runner_fixtures import build_bundle, expected_accuracy, refresh_file_entry, write_manifest
 from runners import MANIFEST_SCHEMA, RESULT_SCHEMA
-from runners.bench import BenchSettings, latency_stats, p50_ci95, run_bench
+from runners.bench import run_bench
 from runners.cli import main
 from runners.device import ISA_FLAGS, device_facts
 from runners.package import write_runner
+from runners.settings import BenchSettings
+from runners.stats import latency_stats, p50_ci95
 
 FAST = ["--min-runs", "8", "--min-seconds", "0", "--warmup", "1"]
 
@@ -401,7 +403,7 @@ def test_run_bench_api(bundle: Path) -> None:
 def test_both_call_apis_give_the_same_outputs_and_accuracy(bundle: Path, tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from runners.bench import make_call
+    from runners.session import make_call
 
     manifest = manifest_of(bundle)
     path = bundle / manifest["models"][0]["files"][0]["path"]
@@ -494,7 +496,8 @@ def test_write_runner_zipapp(bundle: Path, tmp_path: Path) -> None:
     assert "__main__.py" in names
     assert all(n == "__main__.py" or (n.startswith("runners/") and n.endswith(".py")) for n in names), names
     assert not any("__pycache__" in n for n in names)
-    assert {"runners/__init__.py", "runners/cli.py", "runners/bench.py", "runners/device.py"} <= set(names)
+    assert {f"runners/{m}.py" for m in ("__init__", "cli", "bench", "bundle", "contract", "device", "errors", "files",
+                                          "memory", "session", "settings", "stats")} <= set(names)
     first = runner.read_bytes()
     write_runner(bundle)
     assert runner.read_bytes() == first  # reproducible archive
