@@ -144,6 +144,18 @@ def test_threads_and_batch_size_recorded(bundle: Path, tmp_path: Path) -> None:
     assert data["device"]["label"] == "bench-box"
 
 
+def test_cli_defaults_are_the_settings_defaults() -> None:
+    """`runner bench` without options measures as run_bench(BenchSettings()) does: one place holds each default."""
+    import dataclasses
+
+    options = {p.name: p for p in main.commands["bench"].params}
+    options["models"] = options.pop("models_glob")
+    fields = [f for f in dataclasses.fields(BenchSettings) if f.name != "provider"]   # provider has no option
+    assert {f.name for f in fields} <= set(options)
+    assert {f.name: options[f.name].default for f in fields} == {f.name: f.default for f in fields}
+    assert tuple(options["api"].type.choices) == ("iobinding", "run")
+
+
 def test_models_glob_selects(bundle: Path, tmp_path: Path) -> None:
     res, data = bench(bundle, tmp_path / "r.json", "--models", "*-1")
     assert res.exit_code == 0, res.output
