@@ -25,7 +25,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from runners.contract import SAME_WEIGHTS_FORMATS  # noqa: E402
-from runners.bench import BenchSettings, load_manifest, run_bench  # noqa: E402
+from runners.bench import run_bench  # noqa: E402
+from runners.bundle import load_manifest  # noqa: E402
+from runners.settings import BenchSettings  # noqa: E402
 
 SAME_NETWORK = ("baseline", "repeated", "imp")
 

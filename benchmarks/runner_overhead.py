@@ -29,8 +29,10 @@ for p in (REPO, REPO / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
-from runners.bench import (  # noqa: E402
-    _ORT_DTYPES, CALL_APIS, BenchSettings, EvalSets, _batch, load_manifest, run_bench, selected_files)
+from runners.bench import run_bench, selected_files  # noqa: E402
+from runners.bundle import EvalSets, load_manifest  # noqa: E402
+from runners.session import ORT_DTYPES, first_rows  # noqa: E402
+from runners.settings import CALL_APIS, BenchSettings  # noqa: E402
 
 
 def bare_p50(path: Path, input_name: str, batch: np.ndarray, threads: int, warmup: int, runs: int,
@@ -43,7 +45,7 @@ def bare_p50(path: Path, input_name: str, batch: np.ndarray, threads: int, warmu
         so.intra_op_num_threads = threads
     sess = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
     inp = next((i for i in sess.get_inputs() if i.name == input_name), sess.get_inputs()[0])
-    x = np.ascontiguousarray(batch, dtype=_ORT_DTYPES[inp.type])
+    x = np.ascontiguousarray(batch, dtype=ORT_DTYPES[inp.type])
     if api == "run":
         feed = {inp.name: x}
 
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> float:
         model, file_entry = pairs[0]
         path = bundle / file_entry["path"]
         inputs, _ = EvalSets(bundle, manifest.get("evals") or {}).get(model.get("eval", model.get("task")))
-        batch = _batch(inputs, args.batch_size)  # the same rows the runner times
+        batch = first_rows(inputs, args.batch_size)  # the same rows the runner times
         input_name = model.get("input_name") or "input"
         settings = BenchSettings(threads=args.threads, batch_size=args.batch_size, warmup=args.warmup,
                                  min_runs=args.runs, min_seconds=0.0, models=model["name"], api=args.api)

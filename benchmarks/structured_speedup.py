@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from runners.bench import BenchSettings, EvalSets, bench_file, load_manifest, prime_onnxruntime  # noqa: E402
+from runners.bench import bench_file  # noqa: E402
+from runners.bundle import EvalSets, load_manifest  # noqa: E402
+from runners.session import prime_onnxruntime  # noqa: E402
+from runners.settings import BenchSettings  # noqa: E402
 
 SEED_SUFFIX = re.compile(r"-s(\d+)$")
 

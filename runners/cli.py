@@ -14,7 +14,13 @@ from pathlib import Path
 import click
 
 from runners import __version__
-from runners.bench import EVAL_BATCH_SIZE, BenchSettings, BundleError, load_manifest, run_bench, write_result
+from runners.bench import run_bench, write_result
+from runners.bundle import load_manifest
+from runners.errors import BundleError
+from runners.settings import CALL_APIS, BenchSettings
+
+# Every option's default is the settings type's, so `runner bench` and run_bench(BenchSettings()) measure alike.
+_DEFAULTS = BenchSettings()
 
 
 class InputError(click.ClickException):
@@ -43,27 +49,27 @@ def main() -> None:
 @click.argument("bundle", type=click.Path(path_type=Path, file_okay=True, dir_okay=True))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Result JSON to write (edgeprune.result/1); written atomically.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--threads", type=click.IntRange(min=0), default=_DEFAULTS.threads, show_default=True,
               help="onnxruntime intra-op threads; 0 keeps onnxruntime's default.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=_DEFAULTS.batch_size, show_default=True,
               help="Rows per timed inference (the first rows of the eval set).")
-@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+@click.option("--warmup", type=click.IntRange(min=0), default=_DEFAULTS.warmup, show_default=True,
               help="Untimed runs after the first inference.")
-@click.option("--min-runs", type=click.IntRange(min=1), default=100, show_default=True,
+@click.option("--min-runs", type=click.IntRange(min=1), default=_DEFAULTS.min_runs, show_default=True,
               help="Timed runs continue until at least this many ...")
-@click.option("--min-seconds", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--min-seconds", type=click.FloatRange(min=0), default=_DEFAULTS.min_seconds, show_default=True,
               help="... and at least this many seconds have passed.")
-@click.option("--api", type=click.Choice(["iobinding", "run"]), default="iobinding", show_default=True,
+@click.option("--api", type=click.Choice(CALL_APIS), default=_DEFAULTS.api, show_default=True,
               help="How each timed call is made: 'iobinding' binds the input once and times the model plus "
                    "onnxruntime's dispatch; 'run' times sess.run(None, feed), as notebooks do (adds the Python "
                    "binding's per-call conversions).")
-@click.option("--rounds", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--rounds", type=click.IntRange(min=1), default=_DEFAULTS.rounds, show_default=True,
               help="Timing windows per file: after every file is measured once, each is timed again R-1 times, "
                    "file after file, and its latency pools all windows (latency_ms.p50_rounds lists each "
                    "window's p50). Spreads a noisy machine's slow spells over all files.")
-@click.option("--eval-batch-size", type=click.IntRange(min=1), default=EVAL_BATCH_SIZE, show_default=True,
+@click.option("--eval-batch-size", type=click.IntRange(min=1), default=_DEFAULTS.eval_batch_size, show_default=True,
               help="Rows per inference when measuring accuracy.")
-@click.option("--models", "models_glob", default=None, metavar="GLOB",
+@click.option("--models", "models_glob", default=_DEFAULTS.models, metavar="GLOB",
               help="Only models whose name matches this glob (e.g. 'mnist-*').")
 @click.option("--label", default=None, help="Device label in the result (default: hostname).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")

@@ -67,7 +67,8 @@ def test_export_int8_caches_files_and_checks(trained, tiny_task, tmp_path):
 
 def test_host_int8_accuracy_is_what_the_runner_measures_on_the_same_file(trained, tiny_task, tmp_path):
     """Dynamic int8 scales activations per call, so the host check batches the eval set as the runner does."""
-    from runners.bench import BenchSettings, _accuracy
+    from runners.session import eval_accuracy
+    from runners.settings import BenchSettings
 
     _, src = trained
     local = tmp_path / "model.onnx"
@@ -79,7 +80,7 @@ def test_host_int8_accuracy_is_what_the_runner_measures_on_the_same_file(trained
     assert checks["onnx_int8_eval_batch"] == BenchSettings().eval_batch_size
     for path, fmt in files:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        runner = _accuracy(session, session.get_inputs()[0].name, session.get_outputs()[0].name, eval_x, eval_y,
+        runner = eval_accuracy(session, session.get_inputs()[0].name, session.get_outputs()[0].name, eval_x, eval_y,
                            BenchSettings().eval_batch_size, None, np.float32)
         assert checks[f"{format_key(fmt)}_accuracy"] == runner
 

@@ -25,10 +25,12 @@ if str(REPO) not in sys.path:  # also when pytest is started as a script rather 
 
 from runner_fixtures import build_bundle, expected_accuracy, refresh_file_entry, write_manifest
 from runners import MANIFEST_SCHEMA, RESULT_SCHEMA
-from runners.bench import BenchSettings, latency_stats, p50_ci95, run_bench
+from runners.bench import run_bench
 from runners.cli import main
 from runners.device import ISA_FLAGS, device_facts
 from runners.package import write_runner
+from runners.settings import BenchSettings
+from runners.stats import latency_stats, p50_ci95
 
 FAST = ["--min-runs", "8", "--min-seconds", "0", "--warmup", "1"]
 
@@ -140,6 +142,18 @@ def test_threads_and_batch_size_recorded(bundle: Path, tmp_path: Path) -> None:
     assert s["provider"] == "CPUExecutionProvider" and s["api"] == "iobinding"
     assert all(m["batch_size"] == 4 for m in data["models"])
     assert data["device"]["label"] == "bench-box"
+
+
+def test_cli_defaults_are_the_settings_defaults() -> None:
+    """`runner bench` without options measures as run_bench(BenchSettings()) does: one place holds each default."""
+    import dataclasses
+
+    options = {p.name: p for p in main.commands["bench"].params}
+    options["models"] = options.pop("models_glob")
+    fields = [f for f in dataclasses.fields(BenchSettings) if f.name != "provider"]   # provider has no option
+    assert {f.name for f in fields} <= set(options)
+    assert {f.name: options[f.name].default for f in fields} == {f.name: f.default for f in fields}
+    assert tuple(options["api"].type.choices) == ("iobinding", "run")
 
 
 def test_models_glob_selects(bundle: Path, tmp_path: Path) -> None:
@@ -401,7 +415,7 @@ def test_run_bench_api(bundle: Path) -> None:
 def test_both_call_apis_give_the_same_outputs_and_accuracy(bundle: Path, tmp_path: Path) -> None:
     import onnxruntime as ort
 
-    from runners.bench import make_call
+    from runners.session import make_call
 
     manifest = manifest_of(bundle)
     path = bundle / manifest["models"][0]["files"][0]["path"]
@@ -494,7 +508,8 @@ def test_write_runner_zipapp(bundle: Path, tmp_path: Path) -> None:
     assert "__main__.py" in names
     assert all(n == "__main__.py" or (n.startswith("runners/") and n.endswith(".py")) for n in names), names
     assert not any("__pycache__" in n for n in names)
-    assert {"runners/__init__.py", "runners/cli.py", "runners/bench.py", "runners/device.py"} <= set(names)
+    assert {f"runners/{m}.py" for m in ("__init__", "cli", "bench", "bundle", "contract", "device", "errors", "files",
+                                          "memory", "session", "settings", "stats")} <= set(names)
     first = runner.read_bytes()
     write_runner(bundle)
     assert runner.read_bytes() == first  # reproducible archive
