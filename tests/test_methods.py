@@ -5,22 +5,26 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from harness.errors import EdgepruneError
-from harness.pruning import PruneContext, get_method, masks_of
+from harness.experiments.repeated import repeated_pruning
+from harness.experiments.settings import PruneSettings
+from harness.pruning import METHODS, PruneContext, get_method, masks_of
 from harness.pruning.lamp import lamp_scores
 from harness.pruning.local import effective_weights
 from harness.pruning.wanda import input_feature_norms
 
-from conftest import FEATURES, make_ffn
+from conftest import CLASSES, FEATURES, make_ffn
 
 NEW_METHODS = ("random", "wanda", "2:4", "lamp")
 
 
 def ctx(seed: int = 0, rows: int = 64) -> PruneContext:
-    return PruneContext(calibration=np.random.default_rng(1).standard_normal((rows, FEATURES)).astype(np.float32),
-                        seed=seed)
+    rng = np.random.default_rng(1)
+    return PruneContext(calibration=rng.standard_normal((rows, FEATURES)).astype(np.float32), seed=seed,
+                        calibration_labels=rng.integers(0, CLASSES, rows))
 
 
 class TinyConv(nn.Module):
@@ -141,3 +145,29 @@ def test_lamp_scores_and_global_threshold():
     removed = torch.cat([scores[n][~after[n]] for n in after])
     assert kept.min() >= removed.max()                                                  # one global threshold
     assert all(int(m.sum()) >= 1 for m in after.values())                              # every layer survives
+
+
+def test_labelled_batch_says_what_is_missing():
+    inputs = ctx().calibration
+    with pytest.raises(EdgepruneError, match="snip needs a labelled calibration batch"):
+        PruneContext(calibration=inputs).labelled_batch("snip")
+    with pytest.raises(EdgepruneError, match="64 inputs but 3 labels"):
+        PruneContext(calibration=inputs, calibration_labels=np.zeros(3, dtype=np.int32)).labelled_batch("snip")
+    x, y = PruneContext(calibration=inputs, calibration_labels=np.zeros(64, dtype=np.int32)).labelled_batch("snip")
+    assert x.shape == (64, FEATURES) and y.dtype == np.int64
+
+
+def test_pruning_rounds_give_methods_training_rows_with_their_labels(tmp_path, train_settings, tiny_task,
+                                                                     monkeypatch):
+    seen = []
+
+    def recording(model, amount, c):
+        seen.append(c)
+        METHODS["l1"](model, amount, c)
+    monkeypatch.setitem(METHODS, "recording", recording)
+    settings = PruneSettings(method="recording", amount=0.3, calibration_samples=40)
+    repeated_pruning(tmp_path, train_settings, settings, 1, tiny_task, quiet=True)
+    (c,) = seen
+    assert np.array_equal(c.calibration, tiny_task.train_x[:40])
+    assert np.array_equal(c.calibration_labels, tiny_task.train_y[:40])
+    assert c.loss_fn is F.cross_entropy
