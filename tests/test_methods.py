@@ -1,4 +1,4 @@
-"""Pruning methods beyond l1: random, wanda, 2:4, lamp -- exact sparsity, masks kept across rounds, data use."""
+"""Pruning methods beyond l1: random, wanda, 2:4, lamp, snip -- exact sparsity, masks kept across rounds, data use."""
 
 from __future__ import annotations
 
@@ -8,17 +8,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness import metrics
 from harness.errors import EdgepruneError
+from harness.experiments.imp import imp_with_rewinding
 from harness.experiments.repeated import repeated_pruning
 from harness.experiments.settings import PruneSettings
-from harness.pruning import METHODS, PruneContext, get_method, masks_of
+from harness.pruning import METHODS, PruneContext, get_method, global_prune, masks_of
 from harness.pruning.lamp import lamp_scores
 from harness.pruning.local import effective_weights
+from harness.pruning.snip import snip_scores
 from harness.pruning.wanda import input_feature_norms
 
 from conftest import CLASSES, FEATURES, make_ffn
 
-NEW_METHODS = ("random", "wanda", "2:4", "lamp")
+NEW_METHODS = ("random", "wanda", "2:4", "lamp", "snip")
+GRADIENT_METHODS = ("snip",)
 
 
 def ctx(seed: int = 0, rows: int = 64) -> PruneContext:
@@ -171,3 +175,92 @@ def test_pruning_rounds_give_methods_training_rows_with_their_labels(tmp_path, t
     assert np.array_equal(c.calibration, tiny_task.train_x[:40])
     assert np.array_equal(c.calibration_labels, tiny_task.train_y[:40])
     assert c.loss_fn is F.cross_entropy
+
+
+# --- gradient-based methods ---------------------------------------------------------------------------------
+
+def kept_after_rounds(total: int, amount: float, rounds: int) -> int:
+    """Weights left after `rounds` global rounds, each pruning round(amount * remaining) (torch's rounding)."""
+    for _ in range(rounds):
+        total -= round(amount * total)
+    return total
+
+
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_gradient_methods_run_in_imp_with_the_exact_sparsity_per_round(method, tmp_path, train_settings, tiny_task):
+    settings = PruneSettings(method=method, amount=0.33, calibration_samples=64)
+    variants = imp_with_rewinding(tmp_path, train_settings, settings, 2, tiny_task, quiet=True)
+    total = sum(m.numel() for m in masks_of(make_ffn()).values())
+    previous = None
+    for v in variants:
+        zeros = round(v.metrics["sparsity"] * total)
+        assert zeros == total - kept_after_rounds(total, 0.33, v.iteration), (method, v.iteration)
+        assert abs(zeros - (1 - 0.67 ** v.iteration) * total) <= 1, (method, v.iteration)
+        model = v.build(tiny_task, with_masks=True)
+        masks = masks_of(model)
+        assert sum(int((~m).sum()) for m in masks.values()) == zeros, "the zeros are the masked weights"
+        if previous is not None:
+            assert all(not torch.any(masks[n] & ~previous[n]) for n in masks), "a pruned weight came back"
+        previous = masks
+    assert [v.method for v in variants] == [method] * 3
+
+
+def one_layer(weight: torch.Tensor) -> nn.Module:
+    model = nn.Sequential(nn.Linear(weight.shape[1], weight.shape[0], bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(weight)
+    return model
+
+
+def test_snip_scores_are_weight_times_the_cross_entropy_gradient():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.standard_normal((8, 3)).astype(np.float32))
+    y = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
+    w = torch.tensor([[0.5, -1.0, 100.0], [2.0, 0.1, -100.0]])
+    x[:, 2] = 0.0                               # the largest weights see no input: zero gradient
+    # one linear layer: dL/dW = (softmax(x W^T) - onehot(y))^T x / n
+    grad = (torch.softmax(x @ w.T, 1) - F.one_hot(y, 2).float()).T @ x / len(x)
+    scores = snip_scores(one_layer(w), x, y, F.cross_entropy)["0.weight"]
+    assert torch.allclose(scores, (w * grad).abs(), rtol=1e-5, atol=0)
+    assert torch.all(scores[:, 2] == 0)
+    model = one_layer(w)
+    get_method("snip")(model, 2 / 6, PruneContext(calibration=x.numpy(), calibration_labels=y.numpy()))
+    assert masks_of(model)["0.weight"].tolist() == [[True, True, False], [True, True, False]], \
+        "the zero-gradient weights go first although their magnitude is the largest"
+    model = one_layer(w)
+    get_method("snip")(model, 3 / 6, PruneContext(calibration=x.numpy(), calibration_labels=y.numpy()))
+    kept = masks_of(model)["0.weight"]
+    assert kept.sum() == 3 and kept.flatten()[scores.flatten().argmax()], "the largest |w * grad| stays"
+
+
+def test_snip_takes_the_gradient_through_the_mask_and_leaves_the_model_as_it_was():
+    model = make_ffn()
+    global_prune(model, 0.5)
+    model.layers[1].bias.requires_grad_(False)
+    model.train()
+    c = ctx()
+    x, y = torch.from_numpy(c.calibration), torch.from_numpy(c.calibration_labels)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+
+    # the reference: the same effective weights as plain parameters, gradient by backward()
+    plain = metrics.without_reparametrization(model).eval()
+    F.cross_entropy(plain(x), y).backward()
+    want = {n: (w * w.grad).abs() for n, w in plain.named_parameters() if n in masks_of(model)}
+
+    got = snip_scores(model, x, y, F.cross_entropy)
+    assert list(got) == list(want)
+    for name in want:
+        assert torch.allclose(got[name], want[name], rtol=1e-5, atol=1e-12), name
+        assert torch.all(got[name][~masks_of(model)[name]] == 0), f"{name}: a pruned weight scores 0"
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before), "the weights and masks are untouched"
+    assert all(p.grad is None for p in model.parameters()), "no gradient is left behind"
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+    assert model.training, "the model's mode is its own"
+    assert all(m.weight.grad_fn is None for m in (model.layers[0], model.layers[1], model.out))
+
+
+def test_snip_without_labels_says_so():
+    with pytest.raises(EdgepruneError, match="snip needs a labelled calibration batch"):
+        get_method("snip")(make_ffn(), 0.3, PruneContext(calibration=ctx().calibration))

@@ -14,6 +14,7 @@ from harness.pruning.masks import global_prune
 from harness.pruning.lamp import lamp
 from harness.pruning.nm import two_four
 from harness.pruning.random_prune import random_unstructured
+from harness.pruning.snip import snip
 from harness.pruning.wanda import wanda
 from harness.training import LossFn
 
@@ -48,6 +49,7 @@ def l1_magnitude(model: nn.Module, amount: float, ctx: PruneContext) -> None:
 
 METHODS: dict[str, PruneFn] = {"l1": l1_magnitude}
 METHODS.update({"random": random_unstructured, "wanda": wanda, "2:4": two_four, "lamp": lamp})   # docs/methods.md
+METHODS["snip"] = snip
 
 
 def get_method(name: str) -> PruneFn:
