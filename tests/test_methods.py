@@ -1,4 +1,5 @@
-"""Pruning methods beyond l1: random, wanda, 2:4, lamp, snip -- exact sparsity, masks kept across rounds, data use."""
+"""Pruning methods beyond l1: random, wanda, 2:4, lamp, snip, movement -- exact sparsity, masks kept across rounds,
+data use."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from harness.experiments.settings import PruneSettings
 from harness.pruning import METHODS, PruneContext, get_method, global_prune, masks_of
 from harness.pruning.lamp import lamp_scores
 from harness.pruning.local import effective_weights
+from harness.pruning.movement import movement_scores
 from harness.pruning.snip import snip_scores
 from harness.pruning.wanda import input_feature_norms
+from harness.training import TrainConfig, train
 
 from conftest import CLASSES, FEATURES, make_ffn
 
-NEW_METHODS = ("random", "wanda", "2:4", "lamp", "snip")
-GRADIENT_METHODS = ("snip",)
+NEW_METHODS = ("random", "wanda", "2:4", "lamp", "snip", "movement")
+GRADIENT_METHODS = ("snip", "movement")
 
 
 def ctx(seed: int = 0, rows: int = 64) -> PruneContext:
@@ -261,6 +264,68 @@ def test_snip_takes_the_gradient_through_the_mask_and_leaves_the_model_as_it_was
     assert all(m.weight.grad_fn is None for m in (model.layers[0], model.layers[1], model.out))
 
 
-def test_snip_without_labels_says_so():
-    with pytest.raises(EdgepruneError, match="snip needs a labelled calibration batch"):
-        get_method("snip")(make_ffn(), 0.3, PruneContext(calibration=ctx().calibration))
+@pytest.mark.parametrize("method", GRADIENT_METHODS)
+def test_gradient_methods_without_labels_say_so(method):
+    with pytest.raises(EdgepruneError, match=f"{method} needs a labelled calibration batch"):
+        get_method(method)(make_ffn(), 0.3, PruneContext(calibration=ctx().calibration))
+
+
+def test_movement_scores_sum_minus_gradient_times_weight_over_the_fine_tuning_steps():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3)).astype(np.float32)
+    x[:, 2] = 0.0                               # the largest weights see no input: zero gradient, they never move
+    y = np.array([0, 1, 1, 0, 1, 0, 0, 1])
+    w0 = torch.tensor([[0.5, -1.0, 100.0], [2.0, 0.1, -100.0]])
+
+    def grad(w):                                # one linear layer: dL/dW = (softmax(x W^T) - onehot(y))^T x / n
+        xt = torch.from_numpy(x)
+        return (torch.softmax(xt @ w.T, 1) - F.one_hot(torch.from_numpy(y), 2).float()).T @ xt / len(x)
+
+    one_step = TrainConfig(epochs=1, batch_size=8, lr=0.01)
+    s1 = movement_scores(one_layer(w0), x, y, F.cross_entropy, seed=0, cfg=one_step)["0.weight"]
+    assert torch.allclose(s1, -grad(w0) * w0, rtol=1e-5, atol=1e-7)
+    stepped = one_layer(w0)
+    train(stepped, x, y, one_step, seed=0, quiet=True)
+    w1 = stepped[0].weight.detach()
+    s2 = movement_scores(one_layer(w0), x, y, F.cross_entropy, seed=0,
+                         cfg=TrainConfig(epochs=2, batch_size=8, lr=0.01))["0.weight"]
+    assert torch.allclose(s2 - s1, -grad(w1) * w1, rtol=1e-4, atol=1e-7), "step 2 adds -grad * w at the new w"
+    assert torch.all(s2[:, 2] == 0)
+
+    c = PruneContext(calibration=x, calibration_labels=y)
+    scores = movement_scores(one_layer(w0), x, y, F.cross_entropy, seed=0)["0.weight"]     # as the method does
+    shrinking = scores < 0                      # gradient descent moves these towards zero
+    assert 0 < int(shrinking.sum()) < 4
+    model = one_layer(w0)
+    get_method("movement")(model, int(shrinking.sum()) / 6, c)
+    assert torch.equal(masks_of(model)["0.weight"], ~shrinking), \
+        "the weights moving towards zero go first; the still ones (score 0) stay, although SNIP would drop them"
+
+
+def test_movement_fine_tunes_a_copy_and_leaves_the_model_and_the_random_state_as_they_were():
+    model = make_ffn()
+    global_prune(model, 0.5)
+    model.layers[1].bias.requires_grad_(False)
+    c = ctx()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    rng_state = torch.get_rng_state()
+    scores = movement_scores(model, c.calibration, c.calibration_labels, F.cross_entropy, seed=4)
+    assert torch.equal(torch.get_rng_state(), rng_state)
+    again = movement_scores(model, c.calibration, c.calibration_labels, F.cross_entropy, seed=4)
+    masks = masks_of(model)
+    for name in masks:
+        assert torch.equal(scores[name], again[name]), f"{name}: same seed, same scores"
+        assert torch.all(scores[name][~masks[name]] == 0), f"{name}: a pruned weight does not move"
+        assert torch.any(scores[name][masks[name]] != 0), name
+    after = model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before), "the weights and masks are untouched"
+    assert all(p.grad is None for p in model.parameters())
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+    assert not model.training
+    get_method("movement")(model, 0.3, c)
+    pruned = {n: m for n, m in masks_of(model).items()}
+    assert all(torch.equal(after[k], model.state_dict()[k]) for k in after if not k.endswith("_mask"))
+    kept = torch.cat([scores[n][pruned[n]] for n in pruned])
+    removed = torch.cat([scores[n][masks[n] & ~pruned[n]] for n in pruned])
+    assert kept.min() >= removed.max(), "one global threshold over the signed scores"

@@ -12,6 +12,7 @@ from torch import nn
 from harness.errors import EdgepruneError
 from harness.pruning.masks import global_prune
 from harness.pruning.lamp import lamp
+from harness.pruning.movement import movement
 from harness.pruning.nm import two_four
 from harness.pruning.random_prune import random_unstructured
 from harness.pruning.snip import snip
@@ -50,6 +51,7 @@ def l1_magnitude(model: nn.Module, amount: float, ctx: PruneContext) -> None:
 METHODS: dict[str, PruneFn] = {"l1": l1_magnitude}
 METHODS.update({"random": random_unstructured, "wanda": wanda, "2:4": two_four, "lamp": lamp})   # docs/methods.md
 METHODS["snip"] = snip
+METHODS["movement"] = movement
 
 
 def get_method(name: str) -> PruneFn:
