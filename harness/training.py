@@ -1,4 +1,8 @@
-"""Training loop shared by every experiment: Adam, shuffled mini-batches, fixed seeds, progress on stderr."""
+"""Training loop shared by every experiment: Adam, shuffled mini-batches, fixed seeds, progress on stderr.
+
+Callbacks (OpenLTH's training hooks) let a caller watch or record training without a loop of its own: e.g. movement
+pruning accumulates -grad * w after every backward pass. Without callbacks the loop runs exactly as before.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
@@ -19,6 +24,36 @@ class TrainConfig:
     lr: float = 0.001
 
 
+class TrainCallback:
+    """Hooks called by `train` at fixed points; override the ones you need (each default does nothing).
+
+    A callback must not change the model, the gradients or any random state unless it means to change the run.
+    """
+
+    def after_backward(self, model: nn.Module, step: int, loss: torch.Tensor) -> None:
+        """This mini-batch's gradients are in `.grad`, the optimizer has not stepped yet; `step` counts from 0 over
+        the whole run and `loss` is the batch's loss (detached)."""
+
+    def end_of_epoch(self, model: nn.Module, epoch: int, steps: int) -> None:
+        """After the last step of `epoch` (from 0); `steps` done so far."""
+
+    def end_of_training(self, model: nn.Module, steps: int) -> None:
+        """After the last epoch, with the model already in eval mode, as `train` returns it."""
+
+
+@dataclass(frozen=True)
+class AfterBackward(TrainCallback):
+    """A plain function `fn(model, step, loss)` as a callback; `train` wraps functions it is given in this."""
+    fn: Callable[[nn.Module, int, torch.Tensor], None]
+
+    def after_backward(self, model: nn.Module, step: int, loss: torch.Tensor) -> None:
+        self.fn(model, step, loss)
+
+
+Callback = Union[TrainCallback, Callable[[nn.Module, int, torch.Tensor], None]]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -26,12 +61,16 @@ def seed_everything(seed: int) -> None:
 
 
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int,
-          label: str = "train", quiet: bool = False) -> dict:
-    """Train in place; returns {'steps', 'seconds', 'final_loss'}. Same seed + data -> same weights."""
+          label: str = "train", quiet: bool = False, callbacks: Sequence[Callback] = (),
+          loss_fn: LossFn | None = None) -> dict:
+    """Train in place; returns {'steps', 'seconds', 'final_loss'}. Same seed + data -> same weights, with or
+    without callbacks that only observe (see `TrainCallback`; a plain function is called after each backward).
+    `loss_fn(logits, labels)` defaults to cross-entropy."""
+    hooks = [c if isinstance(c, TrainCallback) else AfterBackward(c) for c in callbacks]
     generator = torch.Generator().manual_seed(seed)
     inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     n = len(inputs)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     start, steps, loss_value = time.perf_counter(), 0, float("nan")
@@ -44,6 +83,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(inputs[idx]), targets[idx])
             loss.backward()
+            for hook in hooks:
+                hook.after_backward(model, steps, loss.detach())
             optimizer.step()
             running += loss.item()
             steps += 1
@@ -53,5 +94,9 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed
         loss_value = running / max(steps_per_epoch, 1)
         if not quiet:
             print(file=sys.stderr)
+        for hook in hooks:
+            hook.end_of_epoch(model, epoch, steps)
     model.eval()
+    for hook in hooks:
+        hook.end_of_training(model, steps)
     return {"steps": steps, "seconds": time.perf_counter() - start, "final_loss": loss_value}

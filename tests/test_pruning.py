@@ -64,6 +64,16 @@ def test_global_prune_with_scores_prunes_lowest_score_first(ffn):
     assert per_param["layers.1.weight"] == 0.0 and per_param["out.weight"] == 0.0
 
 
+def test_global_prune_ranks_signed_scores_as_given_not_by_magnitude(ffn):
+    shapes = {n: t.shape for n, t in metrics.effective_parameters(ffn)}
+    # torch.nn.utils.prune ranks |score|; -10 must still be the lowest score, so the first layer goes first
+    value = {"layers.0.weight": -10.0, "layers.1.weight": 1.0, "out.weight": 2.0}
+    global_prune(ffn, (16 * 32) / N_WEIGHTS, scores={n: torch.full(shapes[n], v) for n, v in value.items()})
+    per_param = metrics.calculate_sparsity_per_parameter(ffn)
+    assert per_param["layers.0.weight"] == 1.0
+    assert per_param["layers.1.weight"] == 0.0 and per_param["out.weight"] == 0.0
+
+
 def test_masks_of_an_unpruned_model_is_all_ones(ffn):
     masks = masks_of(ffn)
     assert list(masks) == ["layers.0.weight", "layers.1.weight", "out.weight"]

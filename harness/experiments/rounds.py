@@ -19,8 +19,9 @@ AfterPrune = Callable[[nn.Module, int], Optional[dict]]
 
 
 def calibration_batch(task: TaskData, ps: PruneSettings):
-    """Training inputs that data-aware methods (e.g. Wanda) score weights with; never the eval split."""
-    return task.train_x[: ps.calibration_samples]
+    """Training inputs and their labels (the same rows) that data-aware methods score weights with (Wanda the
+    inputs, gradient-based methods both); never the eval split."""
+    return task.train_x[: ps.calibration_samples], task.train_y[: ps.calibration_samples]
 
 
 def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task: TaskData, experiment: str,
@@ -33,7 +34,8 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
     folder = experiment_folder(root, ts, experiment, ps)
     ensure_config(folder, ps)
     prune_step = get_method(ps.method)
-    ctx = PruneContext(calibration=calibration_batch(task, ps), seed=ts.seed)
+    inputs, labels = calibration_batch(task, ps)
+    ctx = PruneContext(calibration=inputs, calibration_labels=labels, seed=ts.seed)
     variants, previous = [], base
     for it in range(rounds + 1):
         it_folder = folder / f"it{it}"

@@ -29,11 +29,14 @@ def global_prune(model: nn.Module, amount: float, scores: dict[str, torch.Tensor
                  method=prune.L1Unstructured) -> None:
     """Prune `amount` of the remaining prunable weights globally, lowest score first.
 
-    `scores` (by parameter name) replaces |w| as importance; None keeps torch's L1 magnitude.
+    `scores` (by parameter name) replaces |w| as importance and may be signed; None keeps torch's L1 magnitude.
     """
     refresh_masked_weights(model)   # torch scores `module.weight`, which may be stale
-    params = prunable_parameters(model)
+    params, names = prunable_parameters(model), prunable_names(model)
     importance = None
     if scores is not None:
-        importance = {(m, p): scores[n] for n, (m, p) in zip(prunable_names(model), params)}
+        lowest = min(float(scores[n].min()) for n in names)
+        if lowest < 0:              # torch ranks |score|: one shift for all layers keeps the signed order
+            scores = {n: scores[n].double() - lowest for n in names}
+        importance = {(m, p): scores[n] for n, (m, p) in zip(names, params)}
     prune.global_unstructured(params, pruning_method=method, importance_scores=importance, amount=amount)
