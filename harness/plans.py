@@ -50,7 +50,7 @@ _BUILT_IN = (
     TaskPlan("mnist", "mnist", "ffn", experiments=("baseline", "repeated", "imp", "structured", "sensitivity"),
              # each IMP round retrains: the extra methods get 3 rounds, 2:4 one (its mask is fixed)
              imp=(Schedule("l1"), Schedule("random", 3), Schedule("wanda", 3), Schedule("2:4", 1),
-                  Schedule("lamp", 3)),
+                  Schedule("lamp", 3), Schedule("snip", 3), Schedule("movement", 3)),
              structured=_neurons(("l1", 0.25), ("l1", 0.5), ("l1", 0.75), ("l2", 0.5))),
     TaskPlan("sst2", "sst2", "sst2-ffn", experiments=("baseline", "repeated")),
     TaskPlan("sst2-transformer", "sst2", "transformer",
