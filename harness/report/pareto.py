@@ -13,8 +13,9 @@ from matplotlib.lines import Line2D
 
 from harness.report.load import is_missing
 from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
-from harness.report.tables import fmt_number, unique_name
-from harness.report.variants import DEPLOYABLE_PP, baseline_mask, technique_label
+from harness.report.format import fmt_number, unique_name
+from harness.report.frame import baseline_mask, technique_label
+from harness.report.variants import DEPLOYABLE_PP
 
 DPI = 120
 AXES = {"latency": ("latency_p50_ms", "Device latency p50 (ms)"), "size": ("disk_mb", "Disk size on the device (MB)")}

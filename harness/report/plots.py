@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from harness.report.render import Block, Heading, Image, Paragraph, slug
-from harness.report.tables import format_rank
-from harness.report.variants import sparsity_rate_pct
+from harness.report.format import format_rank
+from harness.report.frame import primary_file_rows, sparsity_rate_pct
 
 DPI = 120
 HOST_SOURCE = "workstation (torch)"
@@ -60,13 +60,6 @@ def seed_means(rows: pd.DataFrame, series_keys: Sequence[str], x: str, y: str) -
     stats = rows.groupby(keys, dropna=False, sort=False)[[x, y]].agg(["mean", "std"])
     stats.columns = ["x", "x_std", "y", "y_std"]
     return stats.reset_index().sort_values(keys, kind="stable").fillna({"x_std": 0.0, "y_std": 0.0})
-
-
-def primary_file_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per device and model, the plain ONNX file (else the first file), so accuracy vs sparsity has one point each."""
-    ranked = rows.assign(_rank=[format_rank(f) for f in rows["format"]]).sort_values(["_rank", "order"],
-                                                                                      kind="stable")
-    return ranked.drop_duplicates(["device", "name"]).drop(columns="_rank")
 
 
 def _draw(ax, points: pd.DataFrame, colour: str, marker: str, linestyle: object, filled: bool) -> None:

@@ -11,7 +11,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from harness.report.render import Block, Heading, Image, Notes, Paragraph, Table, slug
-from harness.report.tables import fmt_number, unique_name
+from harness.report.format import fmt_number, unique_name
 
 DPI = 120
 

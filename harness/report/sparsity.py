@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report.render import Block, Heading, Paragraph, Table, slug
-from harness.report.tables import fmt_number, unique_name
-from harness.report.variants import ITERATIVE_EXPERIMENTS, column, manifest_models
+from harness.report.format import fmt_number, unique_name
+from harness.report.frame import column, manifest_models
+from harness.report.variants import ITERATIVE_EXPERIMENTS
 
 PREFIX = "sparsity_per_parameter."
 ACROSS_PRUNED = "across pruned parameters"

@@ -12,82 +12,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from harness.report.format import (DASH, FLAG, fmt_int, fmt_mean_std, fmt_number, fmt_text, known,
+                                    unique_name)
+from harness.report.frame import aggregate_seeds
 from harness.report.load import ACCURACY_FLAG_PP, BYTES_PER_MB, call_api, flatten, is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 from harness.representations import ENTROPY_BOUND, LOSSY
 
-FLAG = "⚠"
-DASH = "—"
 SEED_KEYS = ["task", "experiment", "method", "iteration", "format"]
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def _format(value: float, spec: str, std: bool = False) -> str:
-    """".2f" as usual; ".Ng" as N significant digits without scientific notation (2 for a spread)."""
-    if spec.endswith("g"):
-        digits = 2 if std else int(spec[1:-1])
-        return np.format_float_positional(value, precision=digits, unique=False, fractional=False, trim="-")
-    return format(value, spec)
-
-
-def fmt_number(value: Any, spec: str) -> str:
-    return DASH if is_missing(value) else _format(float(value), spec)
-
-
-def fmt_mean_std(mean: Any, std: Any, spec: str) -> str:
-    """"mean ± std" when several seeds give a spread, else just the value."""
-    if is_missing(mean):
-        return DASH
-    if is_missing(std):
-        return _format(float(mean), spec)
-    return f"{_format(float(mean), spec)} ± {_format(float(std), spec, std=True)}"
-
-
-def fmt_int(value: Any) -> str:
-    return DASH if is_missing(value) else f"{int(round(float(value))):d}"
-
-
-def fmt_seeds(seeds: Sequence[Any]) -> str:
-    present = sorted({int(s) for s in seeds if not is_missing(s)})
-    return ", ".join(map(str, present)) if present else DASH
-
-
-def unique_name(stem: str, suffix: str, taken: set[str]) -> str:
-    """stem + suffix, numbered when labels that differ only in punctuation would share a file name."""
-    name, number = f"{stem}{suffix}", 1
-    while name in taken:
-        number += 1
-        name = f"{stem}-{number}{suffix}"
-    taken.add(name)
-    return name
-
-
-def format_rank(fmt: str) -> tuple[int, str]:
-    """Plain ONNX first, then its variants alphabetically."""
-    return (0 if fmt == "onnx" else 1, fmt)
-
-
-# ---------------------------------------------------------------- seeds
-
-
-MEASURES = ["sparsity_pct", "host_accuracy_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms",
-            "disk_mb", "nonzero_params", "params"]
-
-
-def aggregate_seeds(rows: pd.DataFrame, keys: Sequence[str], measures: Sequence[str] = MEASURES) -> pd.DataFrame:
-    """One row per `keys` group: <measure>_mean, <measure>_std (sample std, NaN for one seed), n_seeds, seeds,
-    accuracy_mismatch (any seed flagged) and order (first appearance in the manifest)."""
-    keys = list(keys)
-    grouped = rows.groupby(keys, dropna=False, sort=False)
-    stats = grouped[list(measures)].agg(["mean", "std"])
-    stats.columns = [f"{measure}_{stat}" for measure, stat in stats.columns]
-    stats["n_seeds"] = grouped.size()
-    stats["seeds"] = grouped["seed"].agg(lambda s: fmt_seeds(list(s)))
-    stats["accuracy_mismatch"] = grouped["accuracy_mismatch"].any() if "accuracy_mismatch" in rows else False
-    stats["order"] = grouped["order"].min()
-    return stats.reset_index()
 
 
 # ---------------------------------------------------------------- provenance
@@ -113,54 +45,39 @@ def provenance_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
 # ---------------------------------------------------------------- devices
 
 
-def _get(flat: Mapping[str, Any], key: str) -> Any:
-    value = flat.get(key)
-    return None if is_missing(value) else value
-
-
-def _text(value: Any) -> str:
-    if value is None or value == "":
-        return DASH
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value)) or DASH
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
     """Rows of the hardware table for one flattened device ("device.*", "settings.*" keys)."""
-    freq = {k: _get(flat, f"device.cpu_freq_mhz.{k}") for k in ("max", "current", "min")}
+    freq = {k: known(flat, f"device.cpu_freq_mhz.{k}") for k in ("max", "current", "min")}
     freq_text = (
         f"max {fmt_number(freq['max'], '.0f')}, current {fmt_number(freq['current'], '.0f')}"
         if freq["max"] or freq["current"] else DASH
     )
     flags = sorted(k.rsplit(".", 1)[1] for k, v in flat.items() if k.startswith("device.isa_flags.")
                    and isinstance(v, (bool, np.bool_)) and bool(v))
-    memory = _get(flat, "device.memory_total_mb")
-    os_name = " / ".join(str(v) for v in (_get(flat, "device.os_release"), _get(flat, "device.os")) if v)
-    threads = _get(flat, "settings.threads")
+    memory = known(flat, "device.memory_total_mb")
+    os_name = " / ".join(str(v) for v in (known(flat, "device.os_release"), known(flat, "device.os")) if v)
+    threads = known(flat, "settings.threads")
     return {
-        "Hostname": _text(_get(flat, "device.hostname")),
-        "CPU model": _text(_get(flat, "device.cpu_model")),
-        "Machine": _text(_get(flat, "device.machine")),
-        "Cores (physical/logical)": f"{_text(_get(flat, 'device.physical_cores'))}/"
-                                    f"{_text(_get(flat, 'device.logical_cores'))}",
+        "Hostname": fmt_text(known(flat, "device.hostname")),
+        "CPU model": fmt_text(known(flat, "device.cpu_model")),
+        "Machine": fmt_text(known(flat, "device.machine")),
+        "Cores (physical/logical)": f"{fmt_text(known(flat, 'device.physical_cores'))}/"
+                                    f"{fmt_text(known(flat, 'device.logical_cores'))}",
         "CPU frequency (MHz)": freq_text,
         "ISA flags (true)": ", ".join(flags) if flags else DASH,
         "Memory (MiB)": DASH if memory is None else f"{float(memory):,.0f}",
         "OS": os_name or DASH,
-        "Python": _text(_get(flat, "device.python")),
-        "onnxruntime": _text(_get(flat, "device.onnxruntime")),
-        "Providers": _text(_get(flat, "device.providers")),
-        "Bench threads": DASH if threads is None else ("auto (0)" if threads == 0 else _text(threads)),
-        "Bench batch size": _text(_get(flat, "settings.batch_size")),
-        "Bench calls": DASH if threads is None else call_api({"api": _get(flat, "settings.api")}),
+        "Python": fmt_text(known(flat, "device.python")),
+        "onnxruntime": fmt_text(known(flat, "device.onnxruntime")),
+        "Providers": fmt_text(known(flat, "device.providers")),
+        "Bench threads": DASH if threads is None else ("auto (0)" if threads == 0 else fmt_text(threads)),
+        "Bench batch size": fmt_text(known(flat, "settings.batch_size")),
+        "Bench calls": DASH if threads is None else call_api({"api": known(flat, "settings.api")}),
         "Bench warm-up / min runs / min seconds": " / ".join(
-            _text(_get(flat, f"settings.{k}")) for k in ("warmup", "min_runs", "min_seconds")),
+            fmt_text(known(flat, f"settings.{k}")) for k in ("warmup", "min_runs", "min_seconds")),
         # runners before 0.3 timed each file in one window
-        "Bench rounds": DASH if threads is None else _text(_get(flat, "settings.rounds") or 1),
-        "Runner": _text(_get(flat, "runner_version")),
+        "Bench rounds": DASH if threads is None else fmt_text(known(flat, "settings.rounds") or 1),
+        "Runner": fmt_text(known(flat, "runner_version")),
     }
 
 
@@ -262,9 +179,9 @@ def _mismatch_notes(rows: pd.DataFrame) -> list[str]:
 
 def _settings_note(rows: pd.DataFrame) -> str:
     first = rows.iloc[0]
-    batch = _text(_get(first.to_dict(), "settings.batch_size"))
-    threads = _get(first.to_dict(), "settings.threads")
-    threads_text = "automatic threads" if threads == 0 else f"{_text(threads)} thread(s)"
+    batch = fmt_text(known(first.to_dict(), "settings.batch_size"))
+    threads = known(first.to_dict(), "settings.threads")
+    threads_text = "automatic threads" if threads == 0 else f"{fmt_text(threads)} thread(s)"
     return (f"Latency (s): device p50 for one batch of {batch} input(s), {threads_text}. Disk Size (MB): the model "
             f"file on the device (MB = 10^6 bytes). Host numbers from torch, device numbers from the runner; "
             f"± is the sample standard deviation over seeds.")

@@ -13,11 +13,12 @@ import pandas as pd
 
 from harness.report.load import is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
-from harness.report.tables import DASH, FLAG, fmt_number, format_rank, unique_name
+from harness.report.format import DASH, FLAG, fmt_number, fmt_ratio, format_rank, unique_name
+from harness.report.frame import (NO_METHOD, baseline_mask, column, is_structured, manifest_models, ok_rows,
+                                   sparsity_rate_pct, technique_label)
 
 ITERATIVE_EXPERIMENTS = ("repeated", "imp")
 EXPERIMENT_WORDS = {"imp": "after IMP", "repeated": "after repeated pruning"}
-NO_METHOD = ("", "none", "dense")
 QUANT_FORMATS = {"onnx-int8-dynamic": "int8 dynamic", "onnx-int8-static": "int8 static"}
 # Static int8 more than this many points below its fp32 source on the same device is flagged.
 QUANT_FLAG_PP = 1.0
@@ -25,83 +26,15 @@ QUANT_FLAG_PP = 1.0
 DEPLOYABLE_PP = 1.0
 
 
-# ---------------------------------------------------------------- shared helpers
-
-
-def column(frame: pd.DataFrame, name: str) -> pd.Series:
-    """frame[name], or NaN everywhere when no model in the manifest carries that key."""
-    return frame[name] if name in frame else pd.Series(np.nan, index=frame.index, dtype=float)
-
-
-def manifest_models(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per manifest model (its first file), for host-side numbers."""
-    return frame[frame["in_manifest"]].drop_duplicates("name")
-
-
-def is_structured(rows: pd.DataFrame) -> pd.Series:
-    return rows["experiment"].eq("structured")
-
-
-def baseline_mask(rows: pd.DataFrame) -> pd.Series:
-    """The task's dense baseline: experiment "baseline", else an unpruned model of another unstructured experiment."""
-    base = rows["experiment"].eq("baseline")
-    if base.any():
-        return base
-    return rows["sparsity"].fillna(-1).eq(0) & ~is_structured(rows)
-
-
-def baseline_params(frame: pd.DataFrame) -> dict[str, float]:
-    """Parameter count of each task's dense baseline (manifest)."""
-    models = manifest_models(frame)
-    out = {}
-    for task, rows in models.groupby("task", sort=False):
-        base = rows[baseline_mask(rows)]["params"].dropna()
-        if len(base):
-            out[task] = float(base.iloc[0])
-    return out
-
-
-def sparsity_rate_pct(rows: pd.DataFrame, frame: pd.DataFrame) -> pd.Series:
-    """The lab's "Sparsity Rate": for structured variants 1 - params / the task's baseline params (the model
-    really shrank), for unstructured ones the sparsity of prunable weights; both in percent."""
-    base = baseline_params(frame)
-    shrink = [(1 - p / base[t]) * 100 if t in base and not is_missing(p) else np.nan
-              for t, p in zip(rows["task"], rows["params"])]
-    return pd.Series(np.where(is_structured(rows), shrink, rows["sparsity_pct"]), index=rows.index)
-
-
-def technique_label(row: pd.Series) -> str:
-    """How the lab names a variant: "none (dense)", "neurons-l1 50% + fine-tune", "imp l1 it3"."""
-    experiment, method = row.get("experiment", ""), row.get("method", "")
-    if experiment == "baseline" or (method in NO_METHOD and not experiment):
-        return "none (dense)"
-    if experiment == "structured":
-        ratio = row.get("structure_ratio")
-        text = method + ("" if is_missing(ratio) else f" {float(ratio):.0%}")
-        finetuned = row.get("finetuned")
-        return text + (" + fine-tune" if finetuned is True or finetuned == 1 else "")
-    iteration = row.get("iteration")
-    it_text = "" if is_missing(iteration) else f" it{int(iteration)}"
-    return f"{experiment} {method}{it_text}".strip()
-
-
 def seed_suffix(row: pd.Series, several: bool) -> str:
     seed = row.get("seed")
     return f" (seed {int(seed)})" if several and not is_missing(seed) else ""
-
-
-def ratio_text(value: float) -> str:
-    return DASH if is_missing(value) else f"{value:.2f}×"
 
 
 def same_machine(device_row: pd.Series, host: dict) -> bool:
     """A device is the workstation when hostname and CPU model both match the manifest's host facts."""
     keys = ("hostname", "cpu_model")
     return all(host.get(k) and device_row.get(f"device.{k}") == host.get(k) for k in keys)
-
-
-def _ok(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows[rows["status"] == "ok"]
 
 
 # ---------------------------------------------------------------- methods comparison
@@ -122,7 +55,7 @@ def _common_level(levels: dict[str, set[int]]) -> tuple[int, list[str]] | None:
 
 
 def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
-    rows = _ok(frame)
+    rows = ok_rows(frame)
     rows = rows[rows["experiment"].isin(ITERATIVE_EXPERIMENTS) & ~rows["method"].isin(NO_METHOD)
                 & rows["format"].eq("onnx")]
     if rows.empty:
@@ -221,8 +154,8 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             "Accuracy (%)": agg["device_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
             "Latency (s)": agg["latency_p50_s"].map(lambda v: fmt_number(v, ".3g")),
             "Disk Size (MB)": agg["disk_mb"].map(lambda v: fmt_number(v, ".4g")),
-            "Speed-up vs dense": agg["speedup"].map(ratio_text),
-            "Size vs dense": agg["size_ratio"].map(ratio_text),
+            "Speed-up vs dense": agg["speedup"].map(fmt_ratio),
+            "Size vs dense": agg["size_ratio"].map(fmt_ratio),
         })
         if agg["format"].nunique() > 1:
             display.insert(1, "Format", agg["format"])
