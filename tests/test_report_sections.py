@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from harness.report import build_report, load_frame
-from harness.report.pareto import pareto_mask
-from harness.report.sparsity import sparsity_table
-from harness.report.variants import quantization_rows
+from harness.report.sections.pareto import pareto_mask
+from harness.report.sections.per_parameter_sparsity import sparsity_table
+from harness.report.sections.quantization import quantization_rows
 from test_report import measurement, section, synthetic_manifest, synthetic_result, write_json
 
 DEVICE = "pi5 (threads 0, batch 1)"

@@ -1,4 +1,4 @@
-"""Per-parameter sparsity of each iterative experiment: which tensors global pruning empties first."""
+"""Sparsity per parameter of each iterative experiment: which tensors global pruning empties first."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.render import Block, Heading, Paragraph, Table, slug
 from harness.report.format import fmt_number, unique_name
 from harness.report.frame import column, manifest_models
-from harness.report.variants import ITERATIVE_EXPERIMENTS
+from harness.report.render import Block, Heading, Paragraph, Table, slug
 
+ITERATIVE_EXPERIMENTS = ("repeated", "imp")
 PREFIX = "sparsity_per_parameter."
 ACROSS_PRUNED = "across pruned parameters"
 WHOLE_MODEL = "whole model"

@@ -7,17 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from harness.report.load import is_missing
-from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
 from harness.report.format import fmt_number, unique_name
 from harness.report.frame import baseline_mask, technique_label
-from harness.report.variants import DEPLOYABLE_PP
+from harness.report.load import is_missing
+from harness.report.plots import log_scale_if_wide, new_figure, save
+from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
 
-DPI = 120
+# "Deployable": device accuracy at most this many points below the dense baseline's.
+DEPLOYABLE_PP = 1.0
 AXES = {"latency": ("latency_p50_ms", "Device latency p50 (ms)"), "size": ("disk_mb", "Disk size on the device (MB)")}
 
 
@@ -41,8 +40,7 @@ def file_label(row: pd.Series) -> str:
 
 
 def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str, title: str, path: Path) -> None:
-    fig = Figure(figsize=(9, 5.5), dpi=DPI)
-    FigureCanvasAgg(fig)
+    fig = new_figure(9, 5.5)
     ax = fig.add_subplot()
     ax.scatter(points[x], points["device_accuracy_pct"], color="lightgray", edgecolor="gray", s=30,
                label="all files", zorder=2)
@@ -55,9 +53,7 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
         ax.annotate(str(number), (row[x], row["device_accuracy_pct"]), textcoords="offset points", xytext=(4, 4),
                     fontsize=8, fontweight="bold", color="tab:red")
         handles.append(Line2D([], [], linestyle="none", label=f"{number}: {row['label']}"))
-    positive = points[x][points[x] > 0]
-    if len(positive) and positive.max() / positive.min() > 20:
-        ax.set_xscale("log")
+    log_scale_if_wide(ax, points[x])
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Device accuracy (%)")
@@ -66,7 +62,7 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
     ax.add_artist(first)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="Frontier",
               handlelength=0)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    save(fig, path)
 
 
 def best_deployable(rows: pd.DataFrame) -> str | None:

@@ -1,0 +1,84 @@
+"""Pruning methods compared: device accuracy of each method at the highest sparsity the methods share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report.format import fmt_number
+from harness.report.frame import NO_METHOD, ok_rows
+from harness.report.render import Block, Heading, Paragraph, Table
+
+ITERATIVE_EXPERIMENTS = ("repeated", "imp")
+EXPERIMENT_WORDS = {"imp": "after IMP", "repeated": "after repeated pruning"}
+
+
+def _common_level(levels: dict[str, set[int]]) -> tuple[int, list[str]] | None:
+    """Highest sparsity level (rounded %) shared by all methods, else by as many methods as possible (>= 2)."""
+    candidates: dict[int, list[str]] = {}
+    for method, values in levels.items():
+        for level in values:
+            if level > 0:
+                candidates.setdefault(level, []).append(method)
+    shared = [(len(methods), level, methods) for level, methods in candidates.items() if len(methods) >= 2]
+    if not shared:
+        return None
+    _, level, methods = max(shared)
+    return level, methods
+
+
+def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    rows = ok_rows(frame)
+    rows = rows[rows["experiment"].isin(ITERATIVE_EXPERIMENTS) & ~rows["method"].isin(NO_METHOD)
+                & rows["format"].eq("onnx")]
+    if rows.empty:
+        return []
+    blocks: list[Block] = []
+    table_rows = []
+    for device, device_rows in rows.groupby("device", sort=False):
+        sentences = []
+        for (task, experiment), group in device_rows.groupby(["task", "experiment"], sort=False):
+            group = group.assign(level=group["sparsity_pct"].round().astype("Int64"))
+            levels = {m: set(g["level"].dropna().astype(int)) for m, g in group.groupby("method", sort=False)}
+            if len(levels) < 2:
+                continue
+            common = _common_level(levels)
+            if common is None:
+                continue
+            level, methods = common
+            at = group[group["level"].eq(level) & group["method"].isin(methods)]
+            acc = at.groupby("method", sort=False)[["device_accuracy_pct", "host_accuracy_pct",
+                                                    "sparsity_pct"]].mean()
+            acc = acc.sort_values("device_accuracy_pct", ascending=False)
+            listed = ", ".join(f"{m} {a:.2f}%" for m, a in acc["device_accuracy_pct"].items())
+            missing = sorted(set(levels) - set(methods))
+            absent = f" ({', '.join(missing)} did not reach this sparsity)" if missing else ""
+            prefix = f"{task}: " if rows["task"].nunique() > 1 else ""
+            sentences.append(f"{prefix}At {level}% sparsity {EXPERIMENT_WORDS.get(experiment, experiment)}: "
+                             f"{listed}{absent}.")
+            for method, values in acc.iterrows():
+                table_rows.append({"device": device, "task": task, "experiment": experiment, "method": method,
+                                   "level_pct": level, "sparsity_pct": values["sparsity_pct"],
+                                   "device_accuracy_pct": values["device_accuracy_pct"],
+                                   "host_accuracy_pct": values["host_accuracy_pct"]})
+        if sentences:
+            blocks += [Heading(3, device), Paragraph(" ".join(sentences))]
+    if not table_rows:
+        return []
+    data = pd.DataFrame(table_rows)
+    display = pd.DataFrame({
+        "Device": data["device"], "Experiment": data["experiment"], "Method": data["method"],
+        "Sparsity (%)": data["sparsity_pct"].map(lambda v: fmt_number(v, ".2f")),
+        "Accuracy (%) device": data["device_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
+        "Accuracy (%) host": data["host_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
+    })
+    if data["task"].nunique() > 1:
+        display.insert(1, "Task", data["task"])
+    return [
+        Heading(2, "Pruning methods compared"),
+        Paragraph("Device accuracy of the plain ONNX file of each method at the highest sparsity (rounded to 1%) "
+                  "that the methods share, mean over seeds; the plots above show every iteration."),
+        *blocks,
+        Table(display=display, data=data, csv_name="methods.csv"),
+    ]

@@ -1,0 +1,85 @@
+"""Pruning + quantization: each model with int8 files beside its fp32 ONNX file, with static int8 that lost more than
+a point flagged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report.format import DASH, FLAG, fmt_number, unique_name
+from harness.report.frame import manifest_models, sparsity_rate_pct, technique_label
+from harness.report.load import is_missing
+from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
+
+QUANT_FORMATS = {"onnx-int8-dynamic": "int8 dynamic", "onnx-int8-static": "int8 static"}
+# Static int8 more than this many points below its fp32 source on the same device is flagged.
+QUANT_FLAG_PP = 1.0
+
+
+def seed_suffix(row: pd.Series, several: bool) -> str:
+    seed = row.get("seed")
+    return f" (seed {int(seed)})" if several and not is_missing(seed) else ""
+
+
+def quantization_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per device, every model that has an int8 file: its fp32 onnx row and its int8 rows, with the static-int8
+    flag (more than QUANT_FLAG_PP points below the fp32 file of the same model on the same device)."""
+    quant = frame["format"].isin(list(QUANT_FORMATS))
+    keys = set(zip(frame.loc[quant, "device"], frame.loc[quant, "name"]))
+    if not keys:
+        return frame.head(0)
+    pair = pd.Series(list(zip(frame["device"], frame["name"])), index=frame.index).isin(keys)
+    rows = frame[pair & (quant | frame["format"].eq("onnx"))].copy()
+    fp32 = rows[rows["format"].eq("onnx")].set_index(["device", "name"])["device_accuracy_pct"]
+    source = [fp32.get((d, n), np.nan) for d, n in zip(rows["device"], rows["name"])]
+    rows["fp32_accuracy_pct"] = source
+    rows["drop_vs_fp32_pp"] = rows["fp32_accuracy_pct"] - rows["device_accuracy_pct"]
+    rows["quant_flag"] = rows["format"].eq("onnx-int8-static") & rows["drop_vs_fp32_pp"].round(9).gt(QUANT_FLAG_PP)
+    return rows
+
+
+def quantization_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    rows = quantization_rows(frame)
+    if rows.empty:
+        return []
+    rows = rows.assign(sparsity_rate_pct=sparsity_rate_pct(rows, frame).to_numpy())
+    several_seeds = manifest_models(frame).groupby(["task", "experiment", "method", "iteration"])["seed"].nunique()
+    several = bool((several_seeds > 1).any())
+    blocks: list[Block] = [
+        Heading(2, "Pruning + quantization"),
+        Paragraph("Each model with an int8 file beside its fp32 ONNX file. Accuracy is measured by the runner on the "
+                  f"device; {FLAG} marks static int8 more than {QUANT_FLAG_PP:g} point below its fp32 source on the "
+                  "same device (a sign of a poor calibration set)."),
+    ]
+    csv_names: set[str] = set()
+    for device, device_rows in rows.groupby("device", sort=False):
+        device_rows = device_rows.sort_values(["order"], kind="stable")
+        ok = device_rows["status"].eq("ok")
+        accuracy = [
+            (fmt_number(a, ".2f") + (f" {FLAG}" if flag else "")) if good else f"error: {err or status}"
+            for a, flag, good, err, status in zip(device_rows["device_accuracy_pct"], device_rows["quant_flag"], ok,
+                                                  device_rows["error"], device_rows["status"])
+        ]
+        display = pd.DataFrame({
+            "Pruning Technique": [technique_label(r) + seed_suffix(r, several) for _, r in device_rows.iterrows()],
+            "Quantization": device_rows["format"].map(lambda f: QUANT_FORMATS.get(f, "none (fp32)")),
+            "Sparsity Rate (%)": device_rows["sparsity_rate_pct"].map(lambda v: fmt_number(v, ".2f")),
+            "Accuracy (%)": accuracy,
+            "Disk Size (MB)": device_rows["disk_mb"].map(lambda v: fmt_number(v, ".4g")),
+            "Latency (s)": [fmt_number(v, ".3g") if good else DASH
+                            for v, good in zip(device_rows["latency_p50_s"], ok)],
+        })
+        data = device_rows[["device", "task", "name", "experiment", "method", "iteration", "seed", "format",
+                            "status", "sparsity_rate_pct", "device_accuracy_pct", "fp32_accuracy_pct",
+                            "drop_vs_fp32_pp", "quant_flag", "disk_mb", "latency_p50_s"]]
+        blocks += [Heading(3, device),
+                   Table(display=display, data=data,
+                         csv_name=unique_name(f"quantization-{slug(device)}", ".csv", csv_names))]
+        flagged = device_rows[device_rows["quant_flag"]]
+        if len(flagged):
+            blocks.append(Notes(tuple(
+                f"{FLAG} {r['name']} (static int8): {r['device_accuracy_pct']:.2f}% vs {r['fp32_accuracy_pct']:.2f}% "
+                f"for its fp32 ONNX file ({r['drop_vs_fp32_pp']:.2f} points lower)." for _, r in flagged.iterrows())))
+    return blocks

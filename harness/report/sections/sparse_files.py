@@ -1,0 +1,74 @@
+"""What the sparse-initializer file buys on the device: size, load time, latency and peak memory of the plain and the
+sparse-initializer ONNX file of the same weights (a subsection of Host storage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report.format import fmt_int, fmt_number, unique_name
+from harness.report.render import Block, Heading, Paragraph, Table, slug
+
+SPARSE_FORMAT = "onnx-sparse"
+
+
+def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    """Per device, models that have both a plain and a sparse-initializer ONNX file: size, load time, latency and
+    peak memory of each, i.e. what the sparse file buys on the device."""
+    pairs = frame[frame["format"].isin(["onnx", SPARSE_FORMAT]) & frame["status"].eq("ok")]
+    with_sparse = set(pairs.loc[pairs["format"].eq(SPARSE_FORMAT), "name"])
+    pairs = pairs[pairs["name"].isin(with_sparse)]
+    if pairs.empty or pairs["format"].nunique() < 2:
+        return []
+    peak = "memory_mb.rss_peak"
+    measures = ["disk_mb", "session_ms", "latency_p50_ms"] + ([peak] if peak in pairs else [])
+    blocks: list[Block] = [
+        Heading(3, "What the sparse-initializer file buys on the device"),
+        Paragraph("Plain ONNX (`onnx`) against the same weights stored as ONNX sparse initializers (`onnx-sparse`), "
+                  "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MiB, 2^20 bytes) "
+                  "while that file was loaded and run."),
+    ]
+    names: set[str] = set()
+    for device, rows in pairs.groupby("device", sort=False):
+        wide = rows.pivot_table(index=["task", "experiment", "method", "iteration"], columns="format",
+                                values=measures + ["sparsity_pct"], aggfunc="mean", sort=False)
+        if SPARSE_FORMAT not in wide.columns.get_level_values(1) or "onnx" not in wide.columns.get_level_values(1):
+            continue
+        wide = wide.dropna(subset=[("disk_mb", "onnx"), ("disk_mb", SPARSE_FORMAT)])
+        if wide.empty:
+            continue
+        wide = wide.sort_values(("sparsity_pct", SPARSE_FORMAT), kind="stable")
+        data = pd.DataFrame({"device": device, "sparsity_pct": wide[("sparsity_pct", SPARSE_FORMAT)]})
+        for m in measures:
+            for f in ("onnx", SPARSE_FORMAT):
+                data[f"{m}.{f}"] = wide[(m, f)]
+        data["size_ratio"] = data[f"disk_mb.{SPARSE_FORMAT}"] / data["disk_mb.onnx"]
+        data = data.reset_index().sort_values(["task", "experiment", "sparsity_pct"], kind="stable",
+                                              ignore_index=True)
+        labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
+                  "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MiB)", ".4g")}
+        display = pd.DataFrame({"Experiment": data["experiment"], "Method": data["method"],
+                                "Iteration": data["iteration"].map(fmt_int),
+                                "Sparsity (%)": data["sparsity_pct"].map(lambda v: fmt_number(v, ".2f"))})
+        for m in measures:
+            title, spec = labels[m]
+            for f, short in (("onnx", "dense"), (SPARSE_FORMAT, "sparse")):
+                display[f"{title} {short}"] = data[f"{m}.{f}"].map(lambda v, spec=spec: fmt_number(v, spec))
+            if m == "disk_mb":
+                display["Size sparse/dense"] = data["size_ratio"].map(lambda v: f"{v:.2f}×")
+        if data["task"].nunique() > 1:
+            display.insert(0, "Task", data["task"])
+        smaller = data[data["size_ratio"] < 1]
+        first_smaller = (f"the sparse file is smaller from {smaller['sparsity_pct'].min():.1f}% sparsity on"
+                         if len(smaller) else "the sparse file is never smaller than the plain one here")
+        load_ratio = (data[f"session_ms.{SPARSE_FORMAT}"] / data["session_ms.onnx"]).median()
+        p50_ratio = (data[f"latency_p50_ms.{SPARSE_FORMAT}"] / data["latency_p50_ms.onnx"]).median()
+        summary = (f"On {device}: {first_smaller} ({data['size_ratio'].min():.2f}× of dense at best); its session "
+                   f"load takes {load_ratio:.2f}× the plain file's (median) and its p50 latency is {p50_ratio:.2f}× "
+                   "(median): onnxruntime densifies sparse initializers at load, so the sparse file saves disk and "
+                   "transfer, not inference time.")
+        blocks += [Paragraph(summary),
+                   Table(display=display, data=data,
+                         csv_name=unique_name(f"sparse-file-{slug(device)}", ".csv", names))]
+    return blocks if len(blocks) > 2 else []

@@ -1,0 +1,68 @@
+"""Structured pruning: each structured variant against the task's dense baseline on the same device (sparsity rate,
+accuracy, latency, size, speed-up)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.report.format import fmt_number, fmt_ratio, format_rank, unique_name
+from harness.report.frame import baseline_mask, is_structured, sparsity_rate_pct, technique_label
+from harness.report.render import Block, Heading, Paragraph, Table, slug
+
+
+def _baseline_device(rows: pd.DataFrame) -> pd.Series | None:
+    """Mean device numbers of the dense fp32 ONNX baseline among one device's rows of one task."""
+    base = rows[baseline_mask(rows) & rows["format"].eq("onnx") & rows["status"].eq("ok")]
+    if base.empty:
+        return None
+    return base[["device_accuracy_pct", "latency_p50_ms", "latency_p50_s", "disk_mb", "params"]].mean()
+
+
+def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
+    if not is_structured(frame).any():
+        return []
+    frame = frame.assign(sparsity_rate_pct=sparsity_rate_pct(frame, frame),
+                         technique=frame.apply(technique_label, axis=1))
+    blocks: list[Block] = [
+        Heading(2, "Structured pruning"),
+        Paragraph("Structured pruning removes whole neurons, heads, layers or channels, so the exported model has "
+                  "fewer parameters. Sparsity Rate = 1 - parameters / parameters of the task's dense baseline. "
+                  "Accuracy, latency (p50) and disk size are measured on the device; speed-up and size are relative "
+                  "to the dense baseline's plain ONNX file on the same device."),
+    ]
+    csv_names: set[str] = set()
+    found = False
+    for (device, task), rows in frame.groupby(["device", "task"], sort=False):
+        dense = baseline_mask(rows) & rows["format"].eq("onnx")
+        chosen = rows[(is_structured(rows) | dense) & rows["status"].eq("ok")]
+        if not is_structured(chosen).any():
+            continue
+        found = True
+        base = _baseline_device(rows)
+        agg = (chosen.groupby(["technique", "format"], sort=False, dropna=False)
+               [["sparsity_rate_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms", "disk_mb"]]
+               .mean().reset_index())
+        agg["speedup"] = base["latency_p50_ms"] / agg["latency_p50_ms"] if base is not None else np.nan
+        agg["size_ratio"] = agg["disk_mb"] / base["disk_mb"] if base is not None else np.nan
+        agg = agg.sort_values("format", key=lambda s: s.map(format_rank), kind="stable")
+        display = pd.DataFrame({
+            "Structure Pruned": agg["technique"],
+            "Sparsity Rate (%)": agg["sparsity_rate_pct"].map(lambda v: fmt_number(v, ".2f")),
+            "Accuracy (%)": agg["device_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
+            "Latency (s)": agg["latency_p50_s"].map(lambda v: fmt_number(v, ".3g")),
+            "Disk Size (MB)": agg["disk_mb"].map(lambda v: fmt_number(v, ".4g")),
+            "Speed-up vs dense": agg["speedup"].map(fmt_ratio),
+            "Size vs dense": agg["size_ratio"].map(fmt_ratio),
+        })
+        if agg["format"].nunique() > 1:
+            display.insert(1, "Format", agg["format"])
+        blocks.append(Heading(3, f"{device} · {task}"))
+        blocks.append(Table(display=display, data=agg.assign(device=device, task=task),
+                            csv_name=unique_name(f"structured-{slug(device)}-{slug(task)}", ".csv", csv_names)))
+        if base is None:
+            blocks.append(Paragraph("No dense baseline was measured on this device, so speed-up and size are not "
+                                    "computed."))
+    return blocks if found else []
