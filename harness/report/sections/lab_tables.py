@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.format import DASH, FLAG, fmt_int, fmt_mean_std, fmt_text, known, unique_name
-from harness.report.frame import aggregate_seeds
+from harness.report.format import (DASH, FLAG, display_frame, fmt_int, fmt_mean_std, fmt_text, known, mean_std,
+                                    unique_name)
+from harness.report.frame import aggregate_seeds, several_tasks
 from harness.report.load import ACCURACY_FLAG_PP, is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 
@@ -49,26 +50,21 @@ def _parameters_cell(row: pd.Series) -> str:
 
 
 def lab_display(agg: pd.DataFrame) -> pd.DataFrame:
-    ok = agg["status"] == "ok"
-    display = pd.DataFrame({
-        "Method": agg["method"],
-        "Iteration": agg["iteration"].map(fmt_int),
-        "Format": agg["format"],
-        "Seeds": agg["seeds"],
-        "Sparsity (%)": [fmt_mean_std(m, s, ".2f") for m, s in zip(agg["sparsity_pct_mean"], agg["sparsity_pct_std"])],
-        "Accuracy (%) host": [fmt_mean_std(m, s, ".2f")
-                              for m, s in zip(agg["host_accuracy_pct_mean"], agg["host_accuracy_pct_std"])],
-        "Accuracy (%) device": agg.apply(_device_accuracy_cell, axis=1),
-        "Latency (s)": [fmt_mean_std(m, s, ".3g") if good else DASH
-                        for m, s, good in zip(agg["latency_p50_s_mean"], agg["latency_p50_s_std"], ok)],
-        "Disk Size (MB)": [fmt_mean_std(m, s, ".4g") for m, s in zip(agg["disk_mb_mean"], agg["disk_mb_std"])],
-        "Parameters (nonzero/params)": agg.apply(_parameters_cell, axis=1),
-    })
-    if (agg["task"].nunique() > 1):
-        display.insert(0, "Task", agg["task"])
-    if (agg["seeds"] == DASH).all():
-        display = display.drop(columns=["Seeds"])
-    return display
+    # A failed file's latency is not a measurement, whatever the runner wrote.
+    agg = agg.assign(latency_p50_s_mean=agg["latency_p50_s_mean"].where(agg["status"] == "ok"))
+    return display_frame(agg, [
+        ("Task", "task", None) if several_tasks(agg) else None,
+        ("Method", "method", None),
+        ("Iteration", "iteration", fmt_int),
+        ("Format", "format", None),
+        None if (agg["seeds"] == DASH).all() else ("Seeds", "seeds", None),
+        ("Sparsity (%)", mean_std("sparsity_pct", ".2f"), None),
+        ("Accuracy (%) host", mean_std("host_accuracy_pct", ".2f"), None),
+        ("Accuracy (%) device", _device_accuracy_cell, None),
+        ("Latency (s)", mean_std("latency_p50_s", ".3g"), None),
+        ("Disk Size (MB)", mean_std("disk_mb", ".4g"), None),
+        ("Parameters (nonzero/params)", _parameters_cell, None),
+    ])
 
 
 LAB_CSV_COLUMNS = ["device", "task", "experiment", "method", "iteration", "format", "seeds", "n_seeds", "status",

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.format import fmt_number
-from harness.report.frame import NO_METHOD, ok_rows
+from harness.report.format import display_frame
+from harness.report.frame import NO_METHOD, ok_rows, several_tasks
 from harness.report.render import Block, Heading, Paragraph, Table
 
 ITERATIVE_EXPERIMENTS = ("repeated", "imp")
@@ -54,7 +54,7 @@ def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             listed = ", ".join(f"{m} {a:.2f}%" for m, a in acc["device_accuracy_pct"].items())
             missing = sorted(set(levels) - set(methods))
             absent = f" ({', '.join(missing)} did not reach this sparsity)" if missing else ""
-            prefix = f"{task}: " if rows["task"].nunique() > 1 else ""
+            prefix = f"{task}: " if several_tasks(rows) else ""
             sentences.append(f"{prefix}At {level}% sparsity {EXPERIMENT_WORDS.get(experiment, experiment)}: "
                              f"{listed}{absent}.")
             for method, values in acc.iterrows():
@@ -67,14 +67,15 @@ def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     if not table_rows:
         return []
     data = pd.DataFrame(table_rows)
-    display = pd.DataFrame({
-        "Device": data["device"], "Experiment": data["experiment"], "Method": data["method"],
-        "Sparsity (%)": data["sparsity_pct"].map(lambda v: fmt_number(v, ".2f")),
-        "Accuracy (%) device": data["device_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
-        "Accuracy (%) host": data["host_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
-    })
-    if data["task"].nunique() > 1:
-        display.insert(1, "Task", data["task"])
+    display = display_frame(data, [
+        ("Device", "device", None),
+        ("Task", "task", None) if several_tasks(data) else None,
+        ("Experiment", "experiment", None),
+        ("Method", "method", None),
+        ("Sparsity (%)", "sparsity_pct", ".2f"),
+        ("Accuracy (%) device", "device_accuracy_pct", ".2f"),
+        ("Accuracy (%) host", "host_accuracy_pct", ".2f"),
+    ])
     return [
         Heading(2, "Pruning methods compared"),
         Paragraph("Device accuracy of the plain ONNX file of each method at the highest sparsity (rounded to 1%) "

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from harness.report.format import fmt_number, unique_name
+from harness.report.format import display_frame, fmt_number, unique_name
 from harness.report.frame import baseline_mask, technique_label
 from harness.report.load import is_missing
 from harness.report.plots import log_scale_if_wide, new_figure, save
@@ -33,6 +33,10 @@ def pareto_mask(accuracy: np.ndarray, cost: np.ndarray) -> np.ndarray:
         others = valid & (accuracy >= accuracy[i]) & (cost <= cost[i]) & ((accuracy > accuracy[i]) | (cost < cost[i]))
         mask[i] = not others.any()
     return mask
+
+
+def _yes(on_frontier: bool) -> str:
+    return "yes" if on_frontier else ""
 
 
 def file_label(row: pd.Series) -> str:
@@ -126,14 +130,15 @@ def pareto_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         sentence = best_deployable(rows)
         if sentence:
             blocks.append(Paragraph(sentence))
-        display = pd.DataFrame({
-            "File": members["label"], "Name": members["name"],
-            "Accuracy (%) device": members["device_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
-            "Latency p50 (ms)": members["latency_p50_ms"].map(lambda v: fmt_number(v, ".3g")),
-            "Disk Size (MB)": members["disk_mb"].map(lambda v: fmt_number(v, ".4g")),
-            "Accuracy-latency frontier": members["frontier_latency"].map({True: "yes", False: ""}),
-            "Accuracy-size frontier": members["frontier_size"].map({True: "yes", False: ""}),
-        })
+        display = display_frame(members, [
+            ("File", "label", None),
+            ("Name", "name", None),
+            ("Accuracy (%) device", "device_accuracy_pct", ".2f"),
+            ("Latency p50 (ms)", "latency_p50_ms", ".3g"),
+            ("Disk Size (MB)", "disk_mb", ".4g"),
+            ("Accuracy-latency frontier", "frontier_latency", _yes),
+            ("Accuracy-size frontier", "frontier_size", _yes),
+        ])
         data = rows[["device", "task", "name", "format", "file", "device_accuracy_pct", "latency_p50_ms", "disk_mb",
                      "frontier_latency", "frontier_size"]]
         blocks.append(Table(display=display, data=data,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report.format import DASH, FLAG, fmt_number, unique_name
+from harness.report.format import FLAG, display_frame, fmt_number, unique_name
 from harness.report.frame import manifest_models, sparsity_rate_pct, technique_label
 from harness.report.load import is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
@@ -21,6 +21,12 @@ QUANT_FLAG_PP = 1.0
 def seed_suffix(row: pd.Series, several: bool) -> str:
     seed = row.get("seed")
     return f" (seed {int(seed)})" if several and not is_missing(seed) else ""
+
+
+def _accuracy_cell(row: pd.Series) -> str:
+    if row["status"] != "ok":
+        return f"error: {row['error'] or row['status']}"
+    return fmt_number(row["device_accuracy_pct"], ".2f") + (f" {FLAG}" if row["quant_flag"] else "")
 
 
 def quantization_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -56,21 +62,16 @@ def quantization_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     csv_names: set[str] = set()
     for device, device_rows in rows.groupby("device", sort=False):
         device_rows = device_rows.sort_values(["order"], kind="stable")
-        ok = device_rows["status"].eq("ok")
-        accuracy = [
-            (fmt_number(a, ".2f") + (f" {FLAG}" if flag else "")) if good else f"error: {err or status}"
-            for a, flag, good, err, status in zip(device_rows["device_accuracy_pct"], device_rows["quant_flag"], ok,
-                                                  device_rows["error"], device_rows["status"])
-        ]
-        display = pd.DataFrame({
-            "Pruning Technique": [technique_label(r) + seed_suffix(r, several) for _, r in device_rows.iterrows()],
-            "Quantization": device_rows["format"].map(lambda f: QUANT_FORMATS.get(f, "none (fp32)")),
-            "Sparsity Rate (%)": device_rows["sparsity_rate_pct"].map(lambda v: fmt_number(v, ".2f")),
-            "Accuracy (%)": accuracy,
-            "Disk Size (MB)": device_rows["disk_mb"].map(lambda v: fmt_number(v, ".4g")),
-            "Latency (s)": [fmt_number(v, ".3g") if good else DASH
-                            for v, good in zip(device_rows["latency_p50_s"], ok)],
-        })
+        # A failed file's latency is not a measurement, whatever the runner wrote.
+        shown = device_rows.assign(latency_p50_s=device_rows["latency_p50_s"].where(device_rows["status"].eq("ok")))
+        display = display_frame(shown, [
+            ("Pruning Technique", lambda row: technique_label(row) + seed_suffix(row, several), None),
+            ("Quantization", "format", lambda f: QUANT_FORMATS.get(f, "none (fp32)")),
+            ("Sparsity Rate (%)", "sparsity_rate_pct", ".2f"),
+            ("Accuracy (%)", _accuracy_cell, None),
+            ("Disk Size (MB)", "disk_mb", ".4g"),
+            ("Latency (s)", "latency_p50_s", ".3g"),
+        ])
         data = device_rows[["device", "task", "name", "experiment", "method", "iteration", "seed", "format",
                             "status", "sparsity_rate_pct", "device_accuracy_pct", "fp32_accuracy_pct",
                             "drop_vs_fp32_pp", "quant_flag", "disk_mb", "latency_p50_s"]]

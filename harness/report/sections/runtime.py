@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report.format import DASH, fmt_number, unique_name
-from harness.report.frame import baseline_mask, column, is_structured, manifest_models, sparsity_rate_pct, technique_label
-from harness.report.load import is_missing
+from harness.report.format import display_frame, fmt_count, fmt_number, unique_name
+from harness.report.frame import (baseline_mask, column, is_structured, manifest_models, several_tasks,
+                                   sparsity_rate_pct, technique_label)
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 
 
@@ -57,21 +57,20 @@ def runtime_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             "sparsity_rate_pct": sparsity_rate_pct(rows, frame).to_numpy(), "params": rows["params"],
             "host_torch_ms": rows["host_latency_ms"],
         })
-        display = pd.DataFrame({
-            "Variant": data["technique"],
-            "Sparsity Rate (%)": data["sparsity_rate_pct"].map(lambda v: fmt_number(v, ".2f")),
-            "Params": data["params"].map(lambda v: DASH if is_missing(v) else f"{v:,.0f}"),
-            "Host PyTorch eager (ms)": data["host_torch_ms"].map(lambda v: fmt_number(v, ".3g")),
-        })
         for device in devices:
             measured = onnx[onnx["device"].eq(device) & onnx["status"].eq("ok")].set_index("name")
-            p50 = data["name"].map(measured["latency_p50_ms"]) if len(measured) else np.nan
-            data[f"{device} ORT p50 (ms)"] = p50
-            display[f"{device} ORT p50 (ms)"] = pd.Series(p50, index=data.index).map(lambda v: fmt_number(v, ".3g"))
+            data[f"{device} ORT p50 (ms)"] = data["name"].map(measured["latency_p50_ms"]) if len(measured) else np.nan
         sizes = onnx.drop_duplicates("name").set_index("name")["file_mb"]
         data["onnx_mb"] = data["name"].map(sizes)
-        display["ONNX file (MB)"] = data["onnx_mb"].map(lambda v: fmt_number(v, ".4g"))
-        if models["task"].nunique() > 1:
+        display = display_frame(data, [
+            ("Variant", "technique", None),
+            ("Sparsity Rate (%)", "sparsity_rate_pct", ".2f"),
+            ("Params", "params", fmt_count),
+            ("Host PyTorch eager (ms)", "host_torch_ms", ".3g"),
+            *((f"{device} ORT p50 (ms)", f"{device} ORT p50 (ms)", ".3g") for device in devices),
+            ("ONNX file (MB)", "onnx_mb", ".4g"),
+        ])
+        if several_tasks(models):
             blocks.append(Heading(3, task))
         blocks.append(Table(display=display, data=data,
                             csv_name=unique_name(f"runtime-{slug(task)}", ".csv", csv_names)))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.format import fmt_int, fmt_number, unique_name
+from harness.report.format import display_frame, fmt_int, fmt_ratio, unique_name
+from harness.report.frame import several_tasks
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 
 SPARSE_FORMAT = "onnx-sparse"
@@ -48,17 +49,19 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                                               ignore_index=True)
         labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
                   "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MiB)", ".4g")}
-        display = pd.DataFrame({"Experiment": data["experiment"], "Method": data["method"],
-                                "Iteration": data["iteration"].map(fmt_int),
-                                "Sparsity (%)": data["sparsity_pct"].map(lambda v: fmt_number(v, ".2f"))})
+        columns = [
+            ("Task", "task", None) if several_tasks(data) else None,
+            ("Experiment", "experiment", None),
+            ("Method", "method", None),
+            ("Iteration", "iteration", fmt_int),
+            ("Sparsity (%)", "sparsity_pct", ".2f"),
+        ]
         for m in measures:
             title, spec = labels[m]
-            for f, short in (("onnx", "dense"), (SPARSE_FORMAT, "sparse")):
-                display[f"{title} {short}"] = data[f"{m}.{f}"].map(lambda v, spec=spec: fmt_number(v, spec))
+            columns += [(f"{title} dense", f"{m}.onnx", spec), (f"{title} sparse", f"{m}.{SPARSE_FORMAT}", spec)]
             if m == "disk_mb":
-                display["Size sparse/dense"] = data["size_ratio"].map(lambda v: f"{v:.2f}×")
-        if data["task"].nunique() > 1:
-            display.insert(0, "Task", data["task"])
+                columns.append(("Size sparse/dense", "size_ratio", fmt_ratio))
+        display = display_frame(data, columns)
         smaller = data[data["size_ratio"] < 1]
         first_smaller = (f"the sparse file is smaller from {smaller['sparsity_pct'].min():.1f}% sparsity on"
                          if len(smaller) else "the sparse file is never smaller than the plain one here")

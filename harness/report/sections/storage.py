@@ -8,8 +8,8 @@ from typing import Sequence
 
 import pandas as pd
 
-from harness.report.format import DASH, fmt_int, fmt_mean_std, fmt_number
-from harness.report.frame import aggregate_seeds
+from harness.report.format import DASH, display_frame, fmt_int, fmt_number, fmt_ratio, mean_std
+from harness.report.frame import aggregate_seeds, manifest_models, several_tasks
 from harness.report.load import BYTES_PER_MB, is_missing
 from harness.report.render import Block, Heading, Paragraph, Table
 from harness.representations import ENTROPY_BOUND, LOSSY
@@ -53,31 +53,26 @@ def coo_explanation(models: pd.DataFrame) -> str | None:
 def storage_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Host storage")]
     keys = [c for c in frame.columns if c.startswith("storage.")]
-    models = frame[frame["in_manifest"]].drop_duplicates("name")
+    models = manifest_models(frame)
     if not keys:
         return blocks + [Paragraph("The manifest records no storage sizes for these models.")]
     in_mb = models.assign(**{f"{c}_mb": models[c] / BYTES_PER_MB for c in keys})
     agg = aggregate_seeds(in_mb, ["task", "experiment", "method", "iteration"],
                           ["sparsity_pct"] + [f"{c}_mb" for c in keys]).sort_values("order", kind="stable")
-    display = pd.DataFrame({
-        "Experiment": agg["experiment"], "Method": agg["method"], "Iteration": agg["iteration"].map(fmt_int),
-        "Seeds": agg["seeds"],
-        "Sparsity (%)": [fmt_mean_std(m, s, ".2f") for m, s in zip(agg["sparsity_pct_mean"], agg["sparsity_pct_std"])],
-    })
-    for c in keys:
-        display[f"{c.split('.', 1)[1]} (MB)"] = [fmt_mean_std(m, s, ".4g")
-                                                 for m, s in zip(agg[f"{c}_mb_mean"], agg[f"{c}_mb_std"])]
     agg = agg.join(storage_ratios(agg, keys))
-    if agg["best_representation"].notna().any():
-        display["Best lossless"] = agg["best_representation"].fillna(DASH)
-        display["Best lossless / entropy bound"] = agg["best_over_bound"].map(
-            lambda v: DASH if is_missing(v) else f"{v:.2f}×")
-        display["lab_coo / entropy bound"] = agg["lab_coo_over_bound"].map(
-            lambda v: DASH if is_missing(v) else f"{v:.2f}×")
-    if agg["task"].nunique() > 1:
-        display.insert(0, "Task", agg["task"])
-    if (agg["seeds"] == DASH).all():
-        display = display.drop(columns=["Seeds"])
+    ratios = agg["best_representation"].notna().any()
+    display = display_frame(agg, [
+        ("Task", "task", None) if several_tasks(agg) else None,
+        ("Experiment", "experiment", None),
+        ("Method", "method", None),
+        ("Iteration", "iteration", fmt_int),
+        None if (agg["seeds"] == DASH).all() else ("Seeds", "seeds", None),
+        ("Sparsity (%)", mean_std("sparsity_pct", ".2f"), None),
+        *((f"{c.split('.', 1)[1]} (MB)", mean_std(f"{c}_mb", ".4g"), None) for c in keys),
+        *([("Best lossless", "best_representation", lambda v: DASH if is_missing(v) else v),
+           ("Best lossless / entropy bound", "best_over_bound", fmt_ratio),
+           ("lab_coo / entropy bound", "lab_coo_over_bound", fmt_ratio)] if ratios else []),
+    ])
     blocks += [
         Paragraph("Bytes each representation of the pruned weights needs, computed on the workstation "
                   "(manifest `storage`, MB = 10^6 bytes, mean ± sample std over seeds)."),
@@ -86,7 +81,7 @@ def storage_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     for task, task_models in models.groupby("task", sort=False):
         text = coo_explanation(task_models)
         if text:
-            blocks.append(Paragraph((f"{task}: " if models["task"].nunique() > 1 else "") + text))
+            blocks.append(Paragraph((f"{task}: " if several_tasks(models) else "") + text))
     return blocks
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.report.format import fmt_number, fmt_ratio, format_rank, unique_name
+from harness.report.format import display_frame, fmt_ratio, format_rank, unique_name
 from harness.report.frame import baseline_mask, is_structured, sparsity_rate_pct, technique_label
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 
@@ -48,17 +48,16 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         agg["speedup"] = base["latency_p50_ms"] / agg["latency_p50_ms"] if base is not None else np.nan
         agg["size_ratio"] = agg["disk_mb"] / base["disk_mb"] if base is not None else np.nan
         agg = agg.sort_values("format", key=lambda s: s.map(format_rank), kind="stable")
-        display = pd.DataFrame({
-            "Structure Pruned": agg["technique"],
-            "Sparsity Rate (%)": agg["sparsity_rate_pct"].map(lambda v: fmt_number(v, ".2f")),
-            "Accuracy (%)": agg["device_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
-            "Latency (s)": agg["latency_p50_s"].map(lambda v: fmt_number(v, ".3g")),
-            "Disk Size (MB)": agg["disk_mb"].map(lambda v: fmt_number(v, ".4g")),
-            "Speed-up vs dense": agg["speedup"].map(fmt_ratio),
-            "Size vs dense": agg["size_ratio"].map(fmt_ratio),
-        })
-        if agg["format"].nunique() > 1:
-            display.insert(1, "Format", agg["format"])
+        display = display_frame(agg, [
+            ("Structure Pruned", "technique", None),
+            ("Format", "format", None) if agg["format"].nunique() > 1 else None,
+            ("Sparsity Rate (%)", "sparsity_rate_pct", ".2f"),
+            ("Accuracy (%)", "device_accuracy_pct", ".2f"),
+            ("Latency (s)", "latency_p50_s", ".3g"),
+            ("Disk Size (MB)", "disk_mb", ".4g"),
+            ("Speed-up vs dense", "speedup", fmt_ratio),
+            ("Size vs dense", "size_ratio", fmt_ratio),
+        ])
         blocks.append(Heading(3, f"{device} · {task}"))
         blocks.append(Table(display=display, data=agg.assign(device=device, task=task),
                             csv_name=unique_name(f"structured-{slug(device)}-{slug(task)}", ".csv", csv_names)))
