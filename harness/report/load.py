@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
-from runners.contract import SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest, validate_result
+from runners.contract import (ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest,
+                              validate_result)
 
 
 # A device accuracy further than this from the host's (in percentage points) is flagged in the report.
@@ -213,7 +214,7 @@ def other_int8_batching(frame: pd.DataFrame) -> pd.Series:
         return pd.Series(False, index=frame.index)
     host, device = (pd.to_numeric(frame[c], errors="coerce") for c in ("onnx_int8_eval_batch",
                                                                       "settings.eval_batch_size"))
-    return frame["format"].eq("onnx-int8-dynamic") & host.notna() & device.notna() & host.ne(device)
+    return frame["format"].eq(ONNX_INT8_DYNAMIC) & host.notna() & device.notna() & host.ne(device)
 
 
 def comparison_groups(frame: pd.DataFrame) -> pd.Series:

@@ -9,9 +9,7 @@ import pandas as pd
 from harness.report.format import display_frame
 from harness.report.frame import NO_METHOD, ok_rows, several_tasks
 from harness.report.render import Block, Heading, Paragraph, Table
-
-ITERATIVE_EXPERIMENTS = ("repeated", "imp")
-EXPERIMENT_WORDS = {"imp": "after IMP", "repeated": "after repeated pruning"}
+from runners.contract import ONNX, experiment_kind, experiments_where
 
 
 def _common_level(levels: dict[str, set[int]]) -> tuple[int, list[str]] | None:
@@ -30,8 +28,8 @@ def _common_level(levels: dict[str, set[int]]) -> tuple[int, list[str]] | None:
 
 def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     rows = ok_rows(frame)
-    rows = rows[rows["experiment"].isin(ITERATIVE_EXPERIMENTS) & ~rows["method"].isin(NO_METHOD)
-                & rows["format"].eq("onnx")]
+    rows = rows[rows["experiment"].isin(experiments_where("compared")) & ~rows["method"].isin(NO_METHOD)
+                & rows["format"].eq(ONNX)]
     if rows.empty:
         return []
     blocks: list[Block] = []
@@ -55,7 +53,7 @@ def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             missing = sorted(set(levels) - set(methods))
             absent = f" ({', '.join(missing)} did not reach this sparsity)" if missing else ""
             prefix = f"{task}: " if several_tasks(rows) else ""
-            sentences.append(f"{prefix}At {level}% sparsity {EXPERIMENT_WORDS.get(experiment, experiment)}: "
+            sentences.append(f"{prefix}At {level}% sparsity {experiment_kind(experiment).words or experiment}: "
                              f"{listed}{absent}.")
             for method, values in acc.iterrows():
                 table_rows.append({"device": device, "task": task, "experiment": experiment, "method": method,

@@ -10,10 +10,11 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from harness.report.format import display_frame, fmt_number, unique_name
-from harness.report.frame import baseline_mask, technique_label
+from harness.report.frame import baseline_mask, is_structured, technique_label
 from harness.report.load import is_missing
 from harness.report.plots import log_scale_if_wide, new_figure, save
 from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
+from runners.contract import ONNX
 
 # "Deployable": device accuracy at most this many points below the dense baseline's.
 DEPLOYABLE_PP = 1.0
@@ -71,7 +72,7 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
 
 def best_deployable(rows: pd.DataFrame) -> str | None:
     """One sentence: the fastest file within DEPLOYABLE_PP of the dense fp32 baseline's device accuracy."""
-    base = rows[baseline_mask(rows) & rows["format"].eq("onnx")]
+    base = rows[baseline_mask(rows) & rows["format"].eq(ONNX)]
     if base.empty:
         return None
     base = base.iloc[0]
@@ -90,7 +91,7 @@ def best_deployable(rows: pd.DataFrame) -> str | None:
     ci_best, ci_base = best.get("latency_ms.p50_ci95"), base.get("latency_ms.p50_ci95")
     if (best["name"], best["format"]) != (base["name"], base["format"]) and _overlap(ci_best, ci_base):
         text += " Its p50 95% interval overlaps the baseline's, so the speed difference is within measurement noise."
-    copies = rows[rows["format"].eq("onnx") & rows["sparsity"].fillna(-1).eq(0) & ~rows["experiment"].eq("structured")]
+    copies = rows[rows["format"].eq(ONNX) & rows["sparsity"].fillna(-1).eq(0) & ~is_structured(rows)]
     p50 = copies["latency_p50_ms"].dropna()
     if len(p50) >= 2 and p50.min() > 0:
         text += (f" Unpruned copies of the dense model ({len(p50)} files) measured {fmt_number(p50.min(), '.3g')} to "

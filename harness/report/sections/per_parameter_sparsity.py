@@ -10,8 +10,8 @@ import pandas as pd
 from harness.report.format import display_frame, unique_name
 from harness.report.frame import column, manifest_models, several_tasks
 from harness.report.render import Block, Heading, Paragraph, Table, slug
+from runners.contract import experiments_where
 
-ITERATIVE_EXPERIMENTS = ("repeated", "imp")
 PREFIX = "sparsity_per_parameter."
 ACROSS_PRUNED = "across pruned parameters"
 WHOLE_MODEL = "whole model"
@@ -40,7 +40,7 @@ def per_parameter_sparsity_section(frame: pd.DataFrame, out_dir: Path) -> list[B
         return []
     models = manifest_models(frame)
     models = models.assign(sparsity_overall=column(models, "sparsity_overall"))
-    models = models[models["experiment"].isin(ITERATIVE_EXPERIMENTS) & models["iteration"].notna()]
+    models = models[models["experiment"].isin(experiments_where("iterative")) & models["iteration"].notna()]
     blocks: list[Block] = []
     csv_names: set[str] = set()
     for (task, experiment, method), rows in models.groupby(["task", "experiment", "method"], sort=False):

@@ -12,8 +12,9 @@ from harness.report.format import FLAG, display_frame, fmt_number, unique_name
 from harness.report.frame import manifest_models, sparsity_rate_pct, technique_label
 from harness.report.load import is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
+from runners.contract import FORMATS, ONNX, ONNX_INT8_STATIC
 
-QUANT_FORMATS = {"onnx-int8-dynamic": "int8 dynamic", "onnx-int8-static": "int8 static"}
+QUANT_FORMATS = {f.name: f.label for f in FORMATS.values() if f.int8}
 # Static int8 more than this many points below its fp32 source on the same device is flagged.
 QUANT_FLAG_PP = 1.0
 
@@ -37,12 +38,12 @@ def quantization_rows(frame: pd.DataFrame) -> pd.DataFrame:
     if not keys:
         return frame.head(0)
     pair = pd.Series(list(zip(frame["device"], frame["name"])), index=frame.index).isin(keys)
-    rows = frame[pair & (quant | frame["format"].eq("onnx"))].copy()
-    fp32 = rows[rows["format"].eq("onnx")].set_index(["device", "name"])["device_accuracy_pct"]
+    rows = frame[pair & (quant | frame["format"].eq(ONNX))].copy()
+    fp32 = rows[rows["format"].eq(ONNX)].set_index(["device", "name"])["device_accuracy_pct"]
     source = [fp32.get((d, n), np.nan) for d, n in zip(rows["device"], rows["name"])]
     rows["fp32_accuracy_pct"] = source
     rows["drop_vs_fp32_pp"] = rows["fp32_accuracy_pct"] - rows["device_accuracy_pct"]
-    rows["quant_flag"] = rows["format"].eq("onnx-int8-static") & rows["drop_vs_fp32_pp"].round(9).gt(QUANT_FLAG_PP)
+    rows["quant_flag"] = rows["format"].eq(ONNX_INT8_STATIC) & rows["drop_vs_fp32_pp"].round(9).gt(QUANT_FLAG_PP)
     return rows
 
 

@@ -11,6 +11,7 @@ from harness.report.format import display_frame, fmt_count, fmt_number, unique_n
 from harness.report.frame import (baseline_mask, column, is_structured, manifest_models, several_tasks,
                                    sparsity_rate_pct, technique_label)
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
+from runners.contract import ONNX
 
 
 def same_machine(device_row: pd.Series, host: dict) -> bool:
@@ -41,7 +42,7 @@ def runtime_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     if models.empty:
         return []
     host = frame.attrs.get("host") or {}
-    onnx = frame[frame["format"].eq("onnx")]
+    onnx = frame[frame["format"].eq(ONNX)]
     devices = list(dict.fromkeys(frame["device"]))
     blocks: list[Block] = [
         Heading(2, "Runtime: host PyTorch vs device ONNX Runtime"),

@@ -11,11 +11,12 @@ import pandas as pd
 from harness.report.format import display_frame, fmt_ratio, format_rank, unique_name
 from harness.report.frame import baseline_mask, is_structured, sparsity_rate_pct, technique_label
 from harness.report.render import Block, Heading, Paragraph, Table, slug
+from runners.contract import ONNX
 
 
 def _baseline_device(rows: pd.DataFrame) -> pd.Series | None:
     """Mean device numbers of the dense fp32 ONNX baseline among one device's rows of one task."""
-    base = rows[baseline_mask(rows) & rows["format"].eq("onnx") & rows["status"].eq("ok")]
+    base = rows[baseline_mask(rows) & rows["format"].eq(ONNX) & rows["status"].eq("ok")]
     if base.empty:
         return None
     return base[["device_accuracy_pct", "latency_p50_ms", "latency_p50_s", "disk_mb", "params"]].mean()
@@ -36,7 +37,7 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     csv_names: set[str] = set()
     found = False
     for (device, task), rows in frame.groupby(["device", "task"], sort=False):
-        dense = baseline_mask(rows) & rows["format"].eq("onnx")
+        dense = baseline_mask(rows) & rows["format"].eq(ONNX)
         chosen = rows[(is_structured(rows) | dense) & rows["status"].eq("ok")]
         if not is_structured(chosen).any():
             continue
