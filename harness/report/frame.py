@@ -96,10 +96,18 @@ MEASURES = ["sparsity_pct", "host_accuracy_pct", "device_accuracy_pct", "latency
             "disk_mb", "nonzero_params", "params"]
 
 
-def aggregate_seeds(rows: pd.DataFrame, keys: Sequence[str], measures: Sequence[str] = MEASURES) -> pd.DataFrame:
-    """One row per `keys` group: <measure>_mean, <measure>_std (sample std, NaN for one seed), n_seeds, seeds,
-    accuracy_mismatch (any seed flagged) and order (first appearance in the manifest)."""
-    keys = list(keys)
+def plan_position(rows: pd.DataFrame) -> pd.Series:
+    """Where a variant stands in its experiment's plan: `plan_index` where the manifest gives one (structured variants,
+    whose `iteration` is the pruning round), else `iteration` (rounds of iterative experiments, and structured
+    variants of manifests written before plan_index)."""
+    return column(rows, "plan_index").fillna(rows["iteration"])
+
+
+def aggregate_seeds(rows: pd.DataFrame, by: Sequence[str] = (), measures: Sequence[str] = MEASURES) -> pd.DataFrame:
+    """One row per variant (series) and `by` group, in first-appearance order: the variant's VARIANT_COLUMNS, the `by`
+    keys, <measure>_mean, <measure>_std (sample std, NaN for one seed), n_seeds, seeds, accuracy_mismatch (any seed
+    flagged) and order (first appearance in the manifest)."""
+    keys = ["series", *VARIANT_COLUMNS, *by]
     grouped = rows.groupby(keys, dropna=False, sort=False)
     stats = grouped[list(measures)].agg(["mean", "std"])
     stats.columns = [f"{measure}_{stat}" for measure, stat in stats.columns]
@@ -107,7 +115,7 @@ def aggregate_seeds(rows: pd.DataFrame, keys: Sequence[str], measures: Sequence[
     stats["seeds"] = grouped["seed"].agg(lambda s: fmt_seeds(list(s)))
     stats["accuracy_mismatch"] = grouped["accuracy_mismatch"].any() if "accuracy_mismatch" in rows else False
     stats["order"] = grouped["order"].min()
-    return stats.reset_index()
+    return stats.reset_index().drop(columns="series")
 
 
 def primary_file_rows(rows: pd.DataFrame) -> pd.DataFrame:

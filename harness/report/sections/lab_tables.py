@@ -13,20 +13,17 @@ from harness.report.frame import aggregate_seeds, several_tasks
 from harness.report.load import ACCURACY_FLAG_PP, is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 
-SEED_KEYS = ["task", "experiment", "method", "iteration", "format"]
-
-
 def _lab_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Aggregated numbers for measured files plus one row per failed or missing file, in manifest order."""
     ok = rows[rows["status"] == "ok"]
     failed = rows[rows["status"] != "ok"]
     parts = []
     if len(ok):
-        agg = aggregate_seeds(ok, SEED_KEYS)
+        agg = aggregate_seeds(ok, by=["format"])
         agg["status"], agg["error"] = "ok", None
         parts.append(agg)
     if len(failed):
-        single = aggregate_seeds(failed, SEED_KEYS + ["seed", "name", "status", "error"])
+        single = aggregate_seeds(failed, by=["format", "seed", "name", "status", "error"])
         parts.append(single.drop(columns=["seed", "name"]))
     return pd.concat(parts, ignore_index=True).sort_values("order", kind="stable").reset_index(drop=True)
 

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from harness.report.format import format_rank
-from harness.report.frame import primary_file_rows, sparsity_rate_pct
+from harness.report.frame import plan_position, primary_file_rows, sparsity_rate_pct
 from harness.report.plots import log_scale_if_wide, new_figure, save
 from harness.report.render import Block, Heading, Image, Paragraph, slug
 
@@ -51,13 +51,16 @@ def method_label(experiment: str, method: str) -> str:
     return " / ".join(part for part in (experiment, method) if part) or "model"
 
 
-def seed_means(rows: pd.DataFrame, series_keys: Sequence[str], x: str, y: str) -> pd.DataFrame:
-    """Mean and sample std of x and y over seeds, one row per (series, iteration), in iteration order."""
+def seed_means(rows: pd.DataFrame, line_keys: Sequence[str], x: str, y: str) -> pd.DataFrame:
+    """Mean and sample std of x and y over seeds, one point per variant (series) of each line (`line_keys`), the
+    points of a line in plan order."""
     rows = rows.dropna(subset=[x, y])
-    keys = list(series_keys) + ["iteration"]
-    stats = rows.groupby(keys, dropna=False, sort=False)[[x, y]].agg(["mean", "std"])
+    grouped = rows.assign(position=plan_position(rows)).groupby([*line_keys, "series"], dropna=False, sort=False)
+    stats = grouped[[x, y]].agg(["mean", "std"])
     stats.columns = ["x", "x_std", "y", "y_std"]
-    return stats.reset_index().sort_values(keys, kind="stable").fillna({"x_std": 0.0, "y_std": 0.0})
+    stats["position"] = grouped["position"].min()
+    return (stats.reset_index().sort_values([*line_keys, "position"], kind="stable")
+            .fillna({"x_std": 0.0, "y_std": 0.0}))
 
 
 def _draw(ax, points: pd.DataFrame, colour: str, marker: str, linestyle: object, filled: bool) -> None:

@@ -52,8 +52,7 @@ def quantization_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     if rows.empty:
         return []
     rows = rows.assign(sparsity_rate_pct=sparsity_rate_pct(rows, frame).to_numpy())
-    several_seeds = manifest_models(frame).groupby(["task", "experiment", "method", "iteration"])["seed"].nunique()
-    several = bool((several_seeds > 1).any())
+    several = bool((manifest_models(frame).groupby("series")["seed"].nunique() > 1).any())
     blocks: list[Block] = [
         Heading(2, "Pruning + quantization"),
         Paragraph("Each model with an int8 file beside its fp32 ONNX file. Accuracy is measured by the runner on the "

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.format import display_frame, fmt_count, fmt_number, unique_name
-from harness.report.frame import (baseline_mask, column, is_structured, manifest_models, several_tasks,
-                                   sparsity_rate_pct, technique_label)
+from harness.report.frame import (baseline_mask, column, is_structured, manifest_models, plan_position,
+                                   several_tasks, sparsity_rate_pct, technique_label)
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 from runners.contract import ONNX
 
@@ -21,13 +21,14 @@ def same_machine(device_row: pd.Series, host: dict) -> bool:
 
 
 def runtime_models(models: pd.DataFrame) -> pd.DataFrame:
-    """Per task: the dense baseline, every structured variant and the highest-sparsity unstructured one (first
-    seed each), in that order."""
+    """Per task: the dense baseline, every structured variant in plan order and the highest-sparsity unstructured one
+    (first seed each), in that order."""
     first_seed = models[models["seed"].isna() | models["seed"].eq(models.groupby("task")["seed"].transform("min"))]
     picked = []
     for _, rows in first_seed.groupby("task", sort=False):
         base = rows[baseline_mask(rows)].head(1)
         structured = rows[is_structured(rows)]
+        structured = structured.loc[plan_position(structured).sort_values(kind="stable").index]
         unstructured = rows[~is_structured(rows) & ~baseline_mask(rows) & rows["sparsity"].notna()]
         top = unstructured.loc[[unstructured["sparsity"].idxmax()]] if len(unstructured) else unstructured
         picked += [base, structured, top]

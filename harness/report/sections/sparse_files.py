@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report.format import display_frame, fmt_int, fmt_ratio, unique_name
-from harness.report.frame import several_tasks
+from harness.report.frame import VARIANT_COLUMNS, several_tasks
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 from runners.contract import ONNX, ONNX_SPARSE
 
@@ -31,7 +31,7 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     ]
     names: set[str] = set()
     for device, rows in pairs.groupby("device", sort=False):
-        wide = rows.pivot_table(index=["task", "experiment", "method", "iteration"], columns="format",
+        wide = rows.pivot_table(index=["series", *VARIANT_COLUMNS], columns="format",
                                 values=measures + ["sparsity_pct"], aggfunc="mean", sort=False)
         if ONNX_SPARSE not in wide.columns.get_level_values(1) or ONNX not in wide.columns.get_level_values(1):
             continue
@@ -44,7 +44,7 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             for f in (ONNX, ONNX_SPARSE):
                 data[f"{m}.{f}"] = wide[(m, f)]
         data["size_ratio"] = data[f"disk_mb.{ONNX_SPARSE}"] / data[f"disk_mb.{ONNX}"]
-        data = data.reset_index().sort_values(["task", "experiment", "sparsity_pct"], kind="stable",
+        data = data.reset_index().drop(columns="series").sort_values(["task", "experiment", "sparsity_pct"], kind="stable",
                                               ignore_index=True)
         labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
                   "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MiB)", ".4g")}

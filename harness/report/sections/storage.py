@@ -57,8 +57,8 @@ def storage_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     if not keys:
         return blocks + [Paragraph("The manifest records no storage sizes for these models.")]
     in_mb = models.assign(**{f"{c}_mb": models[c] / BYTES_PER_MB for c in keys})
-    agg = aggregate_seeds(in_mb, ["task", "experiment", "method", "iteration"],
-                          ["sparsity_pct"] + [f"{c}_mb" for c in keys]).sort_values("order", kind="stable")
+    measures = ["sparsity_pct"] + [f"{c}_mb" for c in keys]
+    agg = aggregate_seeds(in_mb, measures=measures).sort_values("order", kind="stable")
     agg = agg.join(storage_ratios(agg, keys))
     ratios = agg["best_representation"].notna().any()
     display = display_frame(agg, [

@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 
 from harness.report.format import display_frame, fmt_ratio, format_rank, unique_name
-from harness.report.frame import baseline_mask, is_structured, sparsity_rate_pct, technique_label
+from harness.report.frame import baseline_mask, is_structured, plan_position, sparsity_rate_pct, technique_label
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 from runners.contract import ONNX
+
+# What the table shows of each variant, averaged over its seeds.
+MEASURES = ["sparsity_rate_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms", "disk_mb"]
 
 
 def _baseline_device(rows: pd.DataFrame) -> pd.Series | None:
@@ -20,6 +23,10 @@ def _baseline_device(rows: pd.DataFrame) -> pd.Series | None:
     if base.empty:
         return None
     return base[["device_accuracy_pct", "latency_p50_ms", "latency_p50_s", "disk_mb", "params"]].mean()
+
+
+def _format_ranks(values: pd.Series) -> pd.Series:
+    return values.map(format_rank) if values.name == "format" else values
 
 
 def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
@@ -43,12 +50,17 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             continue
         found = True
         base = _baseline_device(rows)
-        agg = (chosen.groupby(["technique", "format"], sort=False, dropna=False)
-               [["sparsity_rate_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms", "disk_mb"]]
-               .mean().reset_index())
+        # One row per structured variant (its seeds averaged) and file format, the dense baseline first, then the
+        # variants in plan order.
+        structured = is_structured(chosen)
+        chosen = chosen.assign(variant=chosen["series"].where(structured, ""),
+                               position=plan_position(chosen).where(structured, -1))
+        agg = (chosen.groupby(["technique", "variant", "format"], sort=False, dropna=False)
+               [["position", *MEASURES]].mean().reset_index())
+        agg = agg.sort_values(["format", "position"], key=_format_ranks, kind="stable")
+        agg = agg.drop(columns=["variant", "position"])
         agg["speedup"] = base["latency_p50_ms"] / agg["latency_p50_ms"] if base is not None else np.nan
         agg["size_ratio"] = agg["disk_mb"] / base["disk_mb"] if base is not None else np.nan
-        agg = agg.sort_values("format", key=lambda s: s.map(format_rank), kind="stable")
         display = display_frame(agg, [
             ("Structure Pruned", "technique", None),
             ("Format", "format", None) if agg["format"].nunique() > 1 else None,
