@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from harness.report.format import fmt_seeds, format_rank
+from harness.report.format import DASH, DisplayColumn, fmt_seeds, format_rank
 from harness.report.load import is_missing
 
 BASELINE = "baseline"
@@ -40,6 +40,11 @@ def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
 def several_tasks(rows: pd.DataFrame) -> bool:
     """Whether a table needs a Task column."""
     return rows["task"].nunique() > 1
+
+
+def task_column(rows: pd.DataFrame) -> DisplayColumn:
+    """The Task column of a display table, shown only where the rows span several tasks."""
+    return ("Task", "task", None) if several_tasks(rows) else None
 
 
 def is_structured(rows: pd.DataFrame) -> pd.Series:
@@ -116,6 +121,11 @@ def aggregate_seeds(rows: pd.DataFrame, by: Sequence[str] = (), measures: Sequen
     stats["accuracy_mismatch"] = grouped["accuracy_mismatch"].any() if "accuracy_mismatch" in rows else False
     stats["order"] = grouped["order"].min()
     return stats.reset_index().drop(columns="series")
+
+
+def seeds_column(agg: pd.DataFrame) -> DisplayColumn:
+    """The Seeds column of a table of aggregate_seeds rows, left out where no model records its seed."""
+    return None if (agg["seeds"] == DASH).all() else ("Seeds", "seeds", None)
 
 
 def primary_file_rows(rows: pd.DataFrame) -> pd.DataFrame:

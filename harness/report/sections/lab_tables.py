@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.report.format import (DASH, FLAG, display_frame, fmt_int, fmt_mean_std, fmt_text, known, mean_std,
                                     unique_name)
-from harness.report.frame import aggregate_seeds, several_tasks
+from harness.report.frame import aggregate_seeds, seeds_column, task_column
 from harness.report.load import ACCURACY_FLAG_PP, is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 
@@ -50,11 +50,11 @@ def lab_display(agg: pd.DataFrame) -> pd.DataFrame:
     # A failed file's latency is not a measurement, whatever the runner wrote.
     agg = agg.assign(latency_p50_s_mean=agg["latency_p50_s_mean"].where(agg["status"] == "ok"))
     return display_frame(agg, [
-        ("Task", "task", None) if several_tasks(agg) else None,
+        task_column(agg),
         ("Method", "method", None),
         ("Iteration", "iteration", fmt_int),
         ("Format", "format", None),
-        None if (agg["seeds"] == DASH).all() else ("Seeds", "seeds", None),
+        seeds_column(agg),
         ("Sparsity (%)", mean_std("sparsity_pct", ".2f"), None),
         ("Accuracy (%) host", mean_std("host_accuracy_pct", ".2f"), None),
         ("Accuracy (%) device", _device_accuracy_cell, None),

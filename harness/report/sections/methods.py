@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report.format import display_frame
-from harness.report.frame import NO_METHOD, ok_rows, several_tasks
+from harness.report.frame import NO_METHOD, ok_rows, several_tasks, task_column
 from harness.report.render import Block, Heading, Paragraph, Table
 from runners.contract import ONNX, experiment_kind, experiments_where
 
@@ -67,7 +67,7 @@ def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     data = pd.DataFrame(table_rows)
     display = display_frame(data, [
         ("Device", "device", None),
-        ("Task", "task", None) if several_tasks(data) else None,
+        task_column(data),
         ("Experiment", "experiment", None),
         ("Method", "method", None),
         ("Sparsity (%)", "sparsity_pct", ".2f"),

@@ -1,4 +1,5 @@
-"""Runtime: host PyTorch eager latency (measured at export) beside each device's onnxruntime p50 of the same variants."""
+"""Runtime: host PyTorch eager latency (measured at export) beside each device's onnxruntime p50 of the same
+variants."""
 
 from __future__ import annotations
 

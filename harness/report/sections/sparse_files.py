@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report.format import display_frame, fmt_int, fmt_ratio, unique_name
-from harness.report.frame import VARIANT_COLUMNS, several_tasks
+from harness.report.frame import VARIANT_COLUMNS, task_column
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 from runners.contract import ONNX, ONNX_SPARSE
 
@@ -44,12 +44,12 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             for f in (ONNX, ONNX_SPARSE):
                 data[f"{m}.{f}"] = wide[(m, f)]
         data["size_ratio"] = data[f"disk_mb.{ONNX_SPARSE}"] / data[f"disk_mb.{ONNX}"]
-        data = data.reset_index().drop(columns="series").sort_values(["task", "experiment", "sparsity_pct"], kind="stable",
-                                              ignore_index=True)
+        data = data.reset_index().drop(columns="series")
+        data = data.sort_values(["task", "experiment", "sparsity_pct"], kind="stable", ignore_index=True)
         labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
                   "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MiB)", ".4g")}
         columns = [
-            ("Task", "task", None) if several_tasks(data) else None,
+            task_column(data),
             ("Experiment", "experiment", None),
             ("Method", "method", None),
             ("Iteration", "iteration", fmt_int),

@@ -9,7 +9,7 @@ from typing import Sequence
 import pandas as pd
 
 from harness.report.format import DASH, display_frame, fmt_int, fmt_number, fmt_ratio, mean_std
-from harness.report.frame import aggregate_seeds, manifest_models, several_tasks
+from harness.report.frame import aggregate_seeds, manifest_models, seeds_column, several_tasks, task_column
 from harness.report.load import BYTES_PER_MB, is_missing
 from harness.report.render import Block, Heading, Paragraph, Table
 from harness.representations import ENTROPY_BOUND, LOSSY
@@ -62,11 +62,11 @@ def storage_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     agg = agg.join(storage_ratios(agg, keys))
     ratios = agg["best_representation"].notna().any()
     display = display_frame(agg, [
-        ("Task", "task", None) if several_tasks(agg) else None,
+        task_column(agg),
         ("Experiment", "experiment", None),
         ("Method", "method", None),
         ("Iteration", "iteration", fmt_int),
-        None if (agg["seeds"] == DASH).all() else ("Seeds", "seeds", None),
+        seeds_column(agg),
         ("Sparsity (%)", mean_std("sparsity_pct", ".2f"), None),
         *((f"{c.split('.', 1)[1]} (MB)", mean_std(f"{c}_mb", ".4g"), None) for c in keys),
         *([("Best lossless", "best_representation", lambda v: DASH if is_missing(v) else v),
