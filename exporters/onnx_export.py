@@ -31,7 +31,24 @@ def export_onnx(model: nn.Module, example: np.ndarray, path: Path) -> None:
         program = torch.onnx.export(plain, (x,), dynamo=True, input_names=[INPUT_NAME],
                                     output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), verbose=False)
         program.save(str(tmp), external_data=False)
+        without_source_paths(tmp)
     onnx.checker.check_model(str(path), full_check=True)
+
+
+STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def without_source_paths(path: Path) -> None:
+    """Drop the exporter's per-node Python stack traces: they name the files of the checkout and the venv that ran
+    the export (a user name in a path travels to every device), and make the file's sha256 depend on where
+    edgeprune was cloned. The graph, weights and the other metadata (module names, scopes) stay."""
+    model = onnx.load(str(path))
+    nodes = list(model.graph.node) + [n for f in model.functions for n in f.node]
+    for node in nodes:
+        kept = [p for p in node.metadata_props if p.key != STACK_TRACE_KEY]
+        del node.metadata_props[:]
+        node.metadata_props.extend(kept)
+    onnx.save(model, str(path))
 
 
 def _session(path: Path) -> ort.InferenceSession:

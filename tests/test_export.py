@@ -82,3 +82,18 @@ def test_max_abs_diff_detects_a_model_that_drifted(exported, tmp_path):
     with torch.no_grad():
         drifted.out.bias.add_(0.5)
     assert max_abs_diff(path, drifted, task.eval_x[:8]) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_onnx_files_name_no_source_path(tmp_path):
+    """Two checkouts export the same bytes: the exporter's stack traces (absolute paths) are not kept."""
+    from pathlib import Path
+
+    from exporters.onnx_export import STACK_TRACE_KEY
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    path = tmp_path / "m.onnx"
+    export_onnx(model, np.zeros((2, 4), np.float32), path)
+    keys = {p.key for n in onnx.load(str(path)).graph.node for p in n.metadata_props}
+    assert STACK_TRACE_KEY not in keys and keys            # other metadata (scopes, class names) stays
+    assert str(Path(__file__).resolve().parents[1]) not in path.read_bytes().decode("latin-1")
