@@ -144,10 +144,12 @@ def bench(bundle: Path, out: Path, providers: tuple[str, ...], provider_options:
 @main.command()
 @click.option("--label", default=None, help="Device label (default: hostname).")
 def device(label: str | None) -> None:
-    """Print this device's facts (the 'device' object of a result) as JSON."""
+    """Print this device's facts (the 'device' object of a result, with the providers this onnxruntime offers) and
+    its CPU's state now (per-core frequency, temperatures, throttling) as JSON."""
     from runners.device import device_facts
+    from runners.thermal import snapshot
 
-    click.echo(json.dumps(device_facts(label), indent=2))
+    click.echo(json.dumps({**device_facts(label), "state_now": snapshot()}, indent=2))
 
 
 @main.command()

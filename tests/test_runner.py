@@ -478,7 +478,9 @@ def test_device_isa_flags_parsing() -> None:
 def test_device_command_prints_json() -> None:
     res = CliRunner().invoke(main, ["device", "--label", "x"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["label"] == "x"
+    facts = json.loads(res.stdout)
+    assert facts["label"] == "x" and "CPUExecutionProvider" in facts["providers"]
+    assert {"cores", "temperatures_c", "throttle_count", "rpi_throttled"} <= set(facts["state_now"])
 
 
 # ------------------------------------------------------------------------------------------- packaging, torch-free
