@@ -1,14 +1,16 @@
 """Measure every ONNX file of a bundle: integrity, load time, latency, memory, on-device accuracy.
 
-This module is the orchestration only: which files are measured, in what order, and how one file's steps (check,
-load, first call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. What each step does lives
-beside it: runners.settings (how to measure), runners.bundle (manifest, file checks, eval sets), runners.session
-(onnxruntime), runners.stats (latency numbers), runners.memory (RSS), runners.errors (one-sentence errors).
+This module is the orchestration only: which files are measured with which execution providers, in what order
+(file-major: every file with each provider, one after the other), and how one file's steps (check, load, first
+call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. What each step does lives beside it:
+runners.settings (how to measure), runners.providers (which providers), runners.bundle (manifest, file checks, eval
+sets), runners.session (onnxruntime), runners.stats (latency numbers), runners.memory (RSS), runners.thermal (the
+CPU's state before, during and after), runners.device (device facts), runners.errors (one-sentence errors).
 
 The public entry points (used by ``runner bench`` and by benchmarks/harness code that wants the same numbers):
 
 * :func:`run_bench` -- measure a bundle, return the ``edgeprune.result/1`` dict.
-* :func:`bench_file` -- measure one (model, file) pair, return one entry of ``result["models"]``.
+* :func:`bench_file` -- measure one (model, file, provider), return one entry of ``result["models"]``.
 * :func:`write_result` -- write a result atomically.
 
 Never imports torch: this module runs on the device.
