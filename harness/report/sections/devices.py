@@ -81,13 +81,14 @@ def provider_facts(flat: Mapping[str, Any]) -> dict[str, str]:
     else:   # results before runner 0.4 set only the intra-op threads; the rest was onnxruntime's default
         session_text = "not recorded (runner before 0.4: ORT_ENABLE_ALL, ORT_SEQUENTIAL, spinning on)"
     package = known(flat, "device.onnxruntime_package")
+    build = known(flat, "device.onnxruntime_build")
+    build = str(build).split(", cmake")[0] if build else None   # the compiler flags that follow say nothing here
     return {
         "Execution provider": str(provider),
         "Provider options (asked / onnxruntime's)": f"{_pairs(options)} / "
                                                     f"{_pairs(effective) if runner_04 else DASH}",
         "Session options": session_text,
-        "onnxruntime package / build": " / ".join(str(v) for v in (package, known(flat, "device.onnxruntime_build"))
-                                                  if v) or DASH,
+        "onnxruntime package / build": " / ".join(str(v) for v in (package, build) if v) or DASH,
         "Providers asked for but not available": "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "none",
     }
 
