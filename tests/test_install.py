@@ -199,6 +199,16 @@ def test_a_reexport_keeps_the_carried_wheels(bundle: Path, tmp_path: Path) -> No
     assert not (other / "wheels").exists()
 
 
+def test_exporting_over_a_bundle_with_carried_wheels_is_not_refused(bundle: Path) -> None:
+    """The --out check (harness export) counts the carried wheels as the bundle's own files, a stray file not."""
+    from harness.cli import _files_not_in_bundle
+
+    fake_wheels(bundle, "linux_x86_64-cp311")
+    assert _files_not_in_bundle(bundle) == []
+    (bundle / "wheels" / "my-notes.txt").write_text("mine")
+    assert _files_not_in_bundle(bundle) == ["wheels/my-notes.txt"]
+
+
 # ------------------------------------------------------------------------------------------- the real thing
 @pytest.mark.parametrize("version", PYTHONS)
 def test_offline_install_and_bench_under_each_python(version: str, tmp_path: Path) -> None:
