@@ -79,6 +79,7 @@ def _reason(exc: OSError) -> str:
 
 def _files_not_in_bundle(out: Path) -> list[str]:
     """Files under an existing bundle folder that its manifest does not list (e.g. a result saved inside it)."""
+    from runners.bundle import carried_wheel_paths
     from runners.package import RUNNER_FILES
 
     from runners.contract import ContractError, listed_paths, validate_manifest
@@ -90,7 +91,7 @@ def _files_not_in_bundle(out: Path) -> list[str]:
         problem = str(exc) if isinstance(exc, ContractError) else f"cannot be read ({exc})"
         raise EdgepruneError(f"--out {out} has a manifest.json that {problem}, so exporting could delete files it "
                              f"does not know; choose another --out or empty it.") from exc
-    listed |= {"manifest.json", *RUNNER_FILES}
+    listed |= {"manifest.json", *RUNNER_FILES, *carried_wheel_paths(out)}
     present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
     return [p for p in present if p not in listed]
 
