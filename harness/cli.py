@@ -62,7 +62,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
         run = run_experiments(settings)
         int8 = int8_selection([v for v, _ in run.variants])
-        exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
+        exports = [(_export_named(export_variant, v, task, v.name in int8), task) for v, task in run.variants]
     except OSError as exc:
         raise EdgepruneError(f"could not write a file the export needs ({_reason(exc)}); finished runs are kept "
                              f"and resume on the next export.") from exc
@@ -71,6 +71,16 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     except OSError as exc:
         raise EdgepruneError(f"could not write the bundle to {out} ({_reason(exc)}); finished runs are kept, "
                              f"so export again with another --out.") from exc
+
+
+def _export_named(export_variant, variant, task, int8: bool):
+    """export_variant, with a graph that cannot run the eval batch named by its variant in the one sentence."""
+    from exporters.onnx_export import ExportCheckError
+
+    try:
+        return export_variant(variant, task, int8=int8)
+    except ExportCheckError as exc:
+        raise EdgepruneError(f"variant {variant.name}: {exc}") from exc
 
 
 def _reason(exc: OSError) -> str:
