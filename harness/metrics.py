@@ -21,7 +21,7 @@ OPT_IN_ATTRIBUTE = "edgeprune_prunable"     # a model attribute: the OPT_IN_TYPE
 
 def _weights(module: nn.Module) -> list[str]:
     if isinstance(module, nn.RNNBase):      # weight_ih_l0, weight_hh_l0, ... (biases excluded, as everywhere)
-        return [name for name, _ in module.named_parameters(recurse=False) if name.startswith("weight_")]
+        return [name for name in module._flat_weights_names if name.startswith("weight_")]   # also once masked
     return ["weight"]
 
 
