@@ -29,7 +29,7 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--model", "user_model", default=None, metavar="MODULE:FUNCTION",
               help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
-@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default 0.33).")
+@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default: the plugin's, else 0.33).")
 @click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
 def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet, user_model, amount,
                rounds) -> None:
@@ -50,7 +50,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     data_dir = resolve_data_dir(data_dir)
     if user_model:
         from harness.plugins import user_plan
-        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, 0.33 if amount is None else amount,
+        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, amount,
                                                                  rounds, data_dir),))
     elif amount is not None or rounds is not None:
         raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")

@@ -15,7 +15,7 @@ from torch import nn
 from harness.data import TaskData
 from harness.errors import EdgepruneError
 from harness.experiments.baseline import trained_baseline
-from harness.experiments.settings import TrainSettings
+from harness.experiments.settings import TrainSettings, task_loss
 from harness.experiments.store import ensure_config, experiment_folder, variant_name
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness import metrics
@@ -91,12 +91,14 @@ def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: Ta
     calibration = (task.train_x[: ss.calibration_samples], task.train_y[: ss.calibration_samples])
     model, plan = prune_structured(dense, ss.kind, ss.ratio, ss.importance, ss.round_to, ss.include_next,
                                    example=example, scope=ss.scope, floor=ss.floor, coupled=ss.coupled,
-                                   untouchable=ss.untouchable, calibration=calibration, seed=ts.seed)
+                                   untouchable=ss.untouchable, calibration=calibration,
+                                   loss_fn=task_loss(task), seed=ts.seed)
     info = None
     if ss.finetune_epochs > 0:
         seed_everything(ts.seed)
         info = train(model, task.train_x, task.train_y, dataclasses.replace(ts.train_config, epochs=ss.finetune_epochs),
-                     seed=ts.seed, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet)
+                     seed=ts.seed, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet,
+                     loss_fn=task_loss(task))
     achieved = structure_ratio(plan)
     dense_params = metrics.count_parameters(dense)[0]
     variant = Variant(name=variant_name(ts, "structured", ss.label),
