@@ -201,8 +201,8 @@ def _check_choices(user: UserModel, spec: str) -> None:
     if unknown:
         raise EdgepruneError(f"--model {spec!r}: experiment {unknown[0]!r} is not one of "
                              f"{', '.join(USER_EXPERIMENTS)}.")
-    user.prunable = prunable_kinds(user.prunable)       # validated; () when the user chose the default
     opt_in(user.model, user.prunable)
+    user.prunable = prunable_kinds(user.prunable)       # the opted-in kinds; () when the user chose the default
 
 
 def _check_forward(user: UserModel, spec: str) -> None:
