@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness.report import build_report, load_frame
-from harness.report.pareto import pareto_mask
-from harness.report.sparsity import sparsity_table
-from harness.report.variants import quantization_rows
+from harness.report.sections.pareto import pareto_mask
+from harness.report.sections.per_parameter_sparsity import sparsity_table
+from harness.report.sections.plots import seed_means
+from harness.report.sections.quantization import quantization_rows
 from test_report import measurement, section, synthetic_manifest, synthetic_result, write_json
 
 DEVICE = "pi5 (threads 0, batch 1)"
@@ -249,3 +251,63 @@ def test_dynamic_int8_measured_in_other_eval_batches_is_not_flagged(rich):
         flags[batch] = (bool(frame.loc["onnx-int8-dynamic", "accuracy_mismatch"]),
                         bool(frame.loc["onnx-int8-static", "accuracy_mismatch"]))
     assert flags == {256: (True, True), 64: (False, True)}
+
+
+def plan_manifest(new_keys):
+    """rich_manifest with three structured variants (two of one method) in two seeds each, listed out of plan order.
+    new_keys: as exporters write it now, every model with its `series`, a structured variant with `plan_index` and
+    iteration 1 (its pruning round); else as older exporters did, the plan position in `iteration`."""
+    manifest = rich_manifest()
+    base = next(m for m in manifest["models"] if m["experiment"] == "structured")
+    manifest["models"] = [m for m in manifest["models"] if m["experiment"] != "structured"]
+    if new_keys:
+        for m in manifest["models"]:
+            m["series"] = re.sub(r"-s\d+$", "", m["name"])
+    plan = [("neurons-l1", 0.5, 6_000), ("neurons-l1", 0.25, 8_500), ("layers", 0.25, 8_000)]
+    for index in (2, 0, 1):
+        method, ratio, params = plan[index]
+        series = f"mnist-ffn-structured-{method}-r{round(ratio * 100)}"
+        for seed in (0, 1):
+            name = f"{series}-s{seed}"
+            manifest["models"].append({
+                **base, "name": name, "method": method, "structure_ratio": ratio, "seed": seed, "params": params,
+                "nonzero_params": params, "accuracy": 0.97 - 0.02 * ratio + 0.002 * seed, "iteration": index,
+                "files": [file(name, "onnx", params * 4)],
+                **({"iteration": 1, "plan_index": index, "series": series} if new_keys else {})})
+    return manifest
+
+
+def test_structured_variants_are_told_apart_by_series_and_listed_in_plan_order(tmp_path):
+    md = {}
+    for new_keys in (False, True):
+        bundle = tmp_path / f"bundle-{new_keys}"
+        bundle.mkdir()
+        manifest = plan_manifest(new_keys)
+        write_json(bundle / "manifest.json", manifest)
+        result = write_json(tmp_path / f"pi5-{new_keys}.json", rich_result(manifest))
+        md[new_keys] = build_report([result], bundle, tmp_path / f"report-{new_keys}").read_text()
+    structured = section(md[True], "### pi5 (threads auto, batch 1) · mnist")
+    variants = [line.split(" | ")[:2] for line in structured.splitlines() if line.startswith("| ")][1:]
+    # Seeds averaged (sparsity rate of 6,000 of 10,000 params: 40%), variants in plan_index order.
+    assert variants == [["| none (dense)", "0.00"], ["| neurons-l1 50% + fine-tune", "40.00"],
+                        ["| neurons-l1 25% + fine-tune", "15.00"], ["| layers 25% + fine-tune", "20.00"]]
+    assert "| neurons-l1 50% + fine-tune | 40.00 | 96.10 |" in structured  # 96.0 and 96.2 over two seeds
+    runtime = section(md[True], "## Runtime: host PyTorch vs device ONNX Runtime")
+    assert [line.split(" | ")[0][2:] for line in runtime.splitlines() if line.startswith("| ")][2:5] == [
+        "neurons-l1 50% + fine-tune", "neurons-l1 25% + fine-tune", "layers 25% + fine-tune"]
+    lab = section(md[True], "### pi5 (threads auto, batch 1) · structured")
+    assert [line.split(" | ")[:4] for line in lab.splitlines() if line.startswith("| ")][1:] == [
+        ["| layers", "1", "onnx", "0, 1"], ["| neurons-l1", "1", "onnx", "0, 1"], ["| neurons-l1", "1", "onnx", "0, 1"]]
+    # A manifest without the new keys reads the same, but for the iteration it records.
+    for heading in ("### pi5 (threads auto, batch 1) · mnist", "## Runtime: host PyTorch vs device ONNX Runtime",
+                    "## Pareto frontiers", "## Pruning + quantization"):
+        assert section(md[False], heading) == section(md[True], heading), heading
+
+
+def test_accuracy_points_are_one_per_series_in_plan_order():
+    rows = pd.DataFrame({"experiment": "structured", "method": "neurons-l1", "iteration": 1,
+                         "series": ["r25", "r25", "r50", "r50"], "plan_index": [1, 1, 0, 0], "seed": [0, 1, 0, 1],
+                         "sparsity_pct": [15.0, 15.0, 40.0, 40.0], "host_accuracy_pct": [97.0, 97.2, 96.0, 96.2]})
+    points = seed_means(rows, ["experiment", "method"], "sparsity_pct", "host_accuracy_pct")
+    assert points["series"].tolist() == ["r50", "r25"]
+    assert points["y"].round(6).tolist() == [96.1, 97.1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from harness.report.sensitivity import sensitivity_conclusions
+from harness.report.sections.sensitivity import sensitivity_conclusions
 
 import pytest
 

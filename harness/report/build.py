@@ -8,23 +8,32 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from harness.report.load import load_frame
-from harness.report.plots import plots_section
 from harness.report.render import Block, staged_folder, write_documents
-from harness.report.pareto import pareto_section
-from harness.report.sensitivity import sensitivity_section
-from harness.report.sparsity import per_parameter_sparsity_section
-from harness.report.tables import devices_section, lab_tables_section, provenance_section, storage_section
-from harness.report.variants import methods_section, quantization_section, runtime_section, structured_section
+from harness.report.sections.devices import devices_section
+from harness.report.sections.lab_tables import lab_tables_section
+from harness.report.sections.methods import methods_section
+from harness.report.sections.pareto import pareto_section
+from harness.report.sections.per_parameter_sparsity import per_parameter_sparsity_section
+from harness.report.sections.plots import plots_section
+from harness.report.sections.provenance import provenance_section
+from harness.report.sections.quantization import quantization_section
+from harness.report.sections.runtime import runtime_section
+from harness.report.sections.sensitivity import sensitivity_section
+from harness.report.sections.sparse_files import sparse_files_section
+from harness.report.sections.storage import storage_section
+from harness.report.sections.structured import structured_section
 
 Section = Callable[[pd.DataFrame, Path], list[Block]]
 
-# Report order. A new section is a function added here; a section whose data is absent returns no blocks.
+# Report order. A new section is a module in sections/ and a line here; a section whose data is absent returns no
+# blocks.
 SECTIONS: list[Section] = [
     provenance_section,
     devices_section,
     lab_tables_section,
     per_parameter_sparsity_section,
     storage_section,
+    sparse_files_section,  # a subsection of Host storage
     plots_section,
     methods_section,
     structured_section,

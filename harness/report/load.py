@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -18,16 +19,19 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
-from runners.contract import SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest, validate_result
+from runners.contract import (ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest,
+                              validate_result)
 
 
 # A device accuracy further than this from the host's (in percentage points) is flagged in the report.
 ACCURACY_FLAG_PP = 0.1
 BYTES_PER_MB = 1e6
 
-TEXT_COLUMNS = ["device", "result_path", "name", "task", "experiment", "method", "file", "format", "status", "error"]
+TEXT_COLUMNS = [
+    "device", "result_path", "name", "series", "task", "experiment", "method", "file", "format", "status", "error",
+]
 NUMBER_COLUMNS = [
-    "result_index", "order", "iteration", "seed", "sparsity", "params", "nonzero_params", "host_accuracy",
+    "result_index", "order", "iteration", "plan_index", "seed", "sparsity", "params", "nonzero_params", "host_accuracy",
     "device_accuracy", "disk_bytes", "file_bytes", "latency_ms.p50", "latency_ms.mean", "latency_ms.std",
     "session_ms", "first_ms", "settings.threads", "settings.batch_size",
 ]
@@ -213,7 +217,7 @@ def other_int8_batching(frame: pd.DataFrame) -> pd.Series:
         return pd.Series(False, index=frame.index)
     host, device = (pd.to_numeric(frame[c], errors="coerce") for c in ("onnx_int8_eval_batch",
                                                                       "settings.eval_batch_size"))
-    return frame["format"].eq("onnx-int8-dynamic") & host.notna() & device.notna() & host.ne(device)
+    return frame["format"].eq(ONNX_INT8_DYNAMIC) & host.notna() & device.notna() & host.ne(device)
 
 
 def comparison_groups(frame: pd.DataFrame) -> pd.Series:
@@ -225,6 +229,18 @@ def comparison_groups(frame: pd.DataFrame) -> pd.Series:
     model = frame["model"].fillna("").astype(str)
     models_per_task = model.groupby(frame["task"]).transform(lambda m: m[m != ""].nunique())
     return frame["task"].where((models_per_task <= 1) | model.eq(""), frame["task"] + " / " + model)
+
+
+# Names of one variant's seeds end in -s<seed>; manifests before the `series` key tell seeds apart only that way.
+SEED_SUFFIX = re.compile(r"-s\d+$")
+
+
+def variant_series(frame: pd.DataFrame) -> pd.Series:
+    """Each row's series, the variant it belongs to whatever its seed: the manifest's `series` where the model has one,
+    else its name without a trailing -s<seed>."""
+    from_name = frame["name"].fillna("").astype(str).str.replace(SEED_SUFFIX, "", regex=True)
+    given = frame["series"].notna() & frame["series"].ne("")
+    return from_name.where(~given, frame["series"].astype(str))
 
 
 def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
@@ -252,6 +268,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     for column in ("task", "experiment", "method", "format", "status"):
         frame[column] = frame[column].fillna("").astype(str)
     frame["task"] = comparison_groups(frame)
+    frame["series"] = variant_series(frame)
     frame["error"] = frame["error"].where(frame["error"].notna(), None)
     frame["in_manifest"] = frame["in_manifest"].eq(True)
     frame = add_derived_columns(frame)

@@ -1,200 +1,31 @@
-"""Accuracy plots: against sparsity, against device disk size, against device latency (one PNG per task each).
-
-Encoding kept the same in every plot so up to ~4 devices x ~6 methods stay readable:
-colour = (experiment, method), marker = where it was measured (workstation or device), line style = file format.
-Seeds are averaged; error bars show their sample standard deviation. Matplotlib is used through its object API
-with the Agg canvas, so no pyplot global state is touched.
-"""
+"""The figure every report plot draws on: matplotlib's object API with the Agg canvas (no pyplot global state), one
+resolution, saved cropped to its content."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-
-from harness.report.render import Block, Heading, Image, Paragraph, slug
-from harness.report.tables import format_rank
-from harness.report.variants import sparsity_rate_pct
 
 DPI = 120
-HOST_SOURCE = "workstation (torch)"
-COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan",
-                                "gray")]
-DEVICE_MARKERS = ["s", "^", "D", "v", "P", "X", "*", "h"]
-LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
+# An x axis whose positive values span more than this factor is drawn logarithmic.
+WIDE = 20
 
 
-@dataclass(frozen=True)
-class PlotStyle:
-    """Fixed look-up from series keys to colour, marker and line style, shared by all plots of a report."""
-
-    colours: dict[tuple[str, str], str]
-    markers: dict[str, str]
-    linestyles: dict[str, object]
-
-    @classmethod
-    def for_frame(cls, frame: pd.DataFrame) -> "PlotStyle":
-        methods = list(dict.fromkeys(zip(frame["experiment"], frame["method"])))
-        devices = list(dict.fromkeys(frame["device"]))
-        formats = sorted(set(frame["format"]), key=format_rank)
-        return cls(
-            colours={m: COLOURS[i % len(COLOURS)] for i, m in enumerate(methods)},
-            markers={HOST_SOURCE: "o", **{d: DEVICE_MARKERS[i % len(DEVICE_MARKERS)] for i, d in enumerate(devices)}},
-            linestyles={f: LINESTYLES[i % len(LINESTYLES)] for i, f in enumerate(formats)},
-        )
-
-
-def method_label(experiment: str, method: str) -> str:
-    return " / ".join(part for part in (experiment, method) if part) or "model"
-
-
-def seed_means(rows: pd.DataFrame, series_keys: Sequence[str], x: str, y: str) -> pd.DataFrame:
-    """Mean and sample std of x and y over seeds, one row per (series, iteration), in iteration order."""
-    rows = rows.dropna(subset=[x, y])
-    keys = list(series_keys) + ["iteration"]
-    stats = rows.groupby(keys, dropna=False, sort=False)[[x, y]].agg(["mean", "std"])
-    stats.columns = ["x", "x_std", "y", "y_std"]
-    return stats.reset_index().sort_values(keys, kind="stable").fillna({"x_std": 0.0, "y_std": 0.0})
-
-
-def primary_file_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per device and model, the plain ONNX file (else the first file), so accuracy vs sparsity has one point each."""
-    ranked = rows.assign(_rank=[format_rank(f) for f in rows["format"]]).sort_values(["_rank", "order"],
-                                                                                      kind="stable")
-    return ranked.drop_duplicates(["device", "name"]).drop(columns="_rank")
-
-
-def _draw(ax, points: pd.DataFrame, colour: str, marker: str, linestyle: object, filled: bool) -> None:
-    has_spread = (points["x_std"] > 0).any() or (points["y_std"] > 0).any()
-    ax.errorbar(
-        points["x"], points["y"],
-        xerr=points["x_std"] if has_spread else None, yerr=points["y_std"] if has_spread else None,
-        color=colour, marker=marker, linestyle=linestyle, linewidth=1.4, capsize=3, elinewidth=1,
-        # Host points are small filled dots drawn on top; device markers are larger and hollow, so a device that
-        # agrees with the host shows as a dot inside its marker instead of hiding it.
-        markersize=5 if filled else 8, markerfacecolor=colour if filled else "none", markeredgewidth=1.3,
-        zorder=3 if filled else 2,
-    )
-
-
-def _legend(ax, style: PlotStyle, methods: list, sources: list, formats: list) -> None:
-    """One legend in three labelled groups instead of one entry per combination."""
-    handles, labels, headers = [], [], []
-
-    def group(title: str, entries: list[tuple[Line2D, str]]) -> None:
-        if not entries:
-            return
-        headers.append(len(handles))
-        handles.append(Line2D([], [], linestyle="none"))
-        labels.append(title)
-        for handle, label in entries:
-            handles.append(handle)
-            labels.append(label)
-
-    group("Experiment / method", [(Line2D([], [], color=style.colours[m], linewidth=3), method_label(*m))
-                                  for m in methods])
-    group("Measured on", [(Line2D([], [], color="black", marker=style.markers[s], linestyle="none",
-                                  markerfacecolor="black" if s == HOST_SOURCE else "none"), s) for s in sources])
-    group("File format", [(Line2D([], [], color="black", linestyle=style.linestyles[f]), f) for f in formats])
-    legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=True,
-                       handlelength=3)
-    for index in headers:
-        legend.get_texts()[index].set_fontweight("bold")
-
-
-def _new_axes(title: str, xlabel: str) -> tuple[Figure, object]:
-    fig = Figure(figsize=(9, 5.5), dpi=DPI)
+def new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("Accuracy (%)")
-    ax.grid(True, alpha=0.35)
-    return fig, ax
+    return fig
 
 
-def plot_accuracy_vs_sparsity(rows: pd.DataFrame, style: PlotStyle, task: str, path: Path) -> bool:
-    # Structured variants have no zero weights: they sit at the lab's "Sparsity Rate", the parameters removed.
-    rows = rows.assign(sparsity_pct=sparsity_rate_pct(rows, rows))
-    fig, ax = _new_axes(f"{task}: accuracy vs sparsity",
-                        "Sparsity of prunable weights (%); structured: parameters removed (%)")
-    methods, sources = [], []
-    host = seed_means(rows[rows["in_manifest"]].drop_duplicates("name"), ["experiment", "method"],
-                      "sparsity_pct", "host_accuracy_pct")
-    for (experiment, method), points in host.groupby(["experiment", "method"], sort=False):
-        _draw(ax, points, style.colours[(experiment, method)], style.markers[HOST_SOURCE], "-", filled=True)
-        methods.append((experiment, method))
-        sources.append(HOST_SOURCE)
-    device = seed_means(primary_file_rows(rows[rows["status"] == "ok"]), ["experiment", "method", "device"],
-                        "sparsity_pct", "device_accuracy_pct")
-    for (experiment, method, dev), points in device.groupby(["experiment", "method", "device"], sort=False):
-        _draw(ax, points, style.colours[(experiment, method)], style.markers[dev], "--", filled=False)
-        methods.append((experiment, method))
-        sources.append(dev)
-    if not methods:
-        return False
-    _legend(ax, style, list(dict.fromkeys(methods)), list(dict.fromkeys(sources)), [])
-    ax.text(0.0, -0.13, "Filled markers, solid lines: host accuracy (torch). Open markers, dashed: device accuracy "
-            "of the plain ONNX file.", transform=ax.transAxes, fontsize=8, va="top")
+def save(fig: Figure, path: Path) -> None:
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    return True
 
 
-def plot_accuracy_vs_device(rows: pd.DataFrame, style: PlotStyle, x: str, title: str, xlabel: str,
-                            path: Path, log_if_wide: bool = False) -> bool:
-    """Device accuracy against a device measurement, one line per (experiment, method, device, file format)."""
-    keys = ["experiment", "method", "device", "format"]
-    points_all = seed_means(rows[rows["status"] == "ok"], keys, x, "device_accuracy_pct")
-    if points_all.empty:
-        return False
-    fig, ax = _new_axes(title, xlabel)
-    methods, sources, formats = [], [], []
-    for (experiment, method, dev, fmt), points in points_all.groupby(keys, sort=False):
-        _draw(ax, points, style.colours[(experiment, method)], style.markers[dev], style.linestyles[fmt],
-              filled=False)
-        methods.append((experiment, method))
-        sources.append(dev)
-        formats.append(fmt)
-    positive = points_all["x"][points_all["x"] > 0]
-    if log_if_wide and len(positive) and positive.max() / positive.min() > 20:
+def log_scale_if_wide(ax: Axes, x: pd.Series) -> None:
+    positive = x[x > 0]
+    if len(positive) and positive.max() / positive.min() > WIDE:
         ax.set_xscale("log")
-    _legend(ax, style, list(dict.fromkeys(methods)), list(dict.fromkeys(sources)),
-            sorted(set(formats), key=format_rank))
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    return True
-
-
-def plots_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
-    style = PlotStyle.for_frame(frame)
-    blocks: list[Block] = [
-        Heading(2, "Plots"),
-        Paragraph("Colour: experiment / method; marker: workstation or device; line style: file format. "
-                  "Points are means over seeds with sample-std error bars where several seeds exist."),
-    ]
-    batch_sizes = sorted({str(b) for b in frame["settings.batch_size"].dropna().astype(int)})
-    batch_text = f"batch {', '.join(batch_sizes)}" if batch_sizes else "per batch"
-    for task, rows in frame.groupby("task", sort=False):
-        name = task or "model"
-        plots = [
-            ("accuracy-vs-sparsity", lambda p: plot_accuracy_vs_sparsity(rows, style, name, p),
-             f"{name}: accuracy against sparsity"),
-            ("accuracy-vs-disk-size", lambda p: plot_accuracy_vs_device(
-                rows, style, "disk_mb", f"{name}: accuracy vs model file size on the device",
-                "Disk size of the model file (MB)", p), f"{name}: accuracy against disk size"),
-            ("accuracy-vs-latency", lambda p: plot_accuracy_vs_device(
-                rows, style, "latency_p50_ms", f"{name}: accuracy vs device latency",
-                f"Device latency p50, {batch_text} (ms)", p, log_if_wide=True),
-             f"{name}: accuracy against device latency"),
-        ]
-        for stem, draw, alt in plots:
-            file = f"{slug(name)}-{stem}.png"
-            if draw(out_dir / file):
-                blocks.append(Image(file, alt))
-            else:
-                blocks.append(Paragraph(f"{alt}: nothing to plot (no successful measurement)."))
-    return blocks

@@ -7,16 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from harness.report.format import display_frame, fmt_number, unique_name
+from harness.report.frame import baseline_mask, is_structured, technique_label
 from harness.report.load import is_missing
+from harness.report.plots import log_scale_if_wide, new_figure, save
 from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
-from harness.report.tables import fmt_number, unique_name
-from harness.report.variants import DEPLOYABLE_PP, baseline_mask, technique_label
+from runners.contract import ONNX
 
-DPI = 120
+# "Deployable": device accuracy at most this many points below the dense baseline's.
+DEPLOYABLE_PP = 1.0
 AXES = {"latency": ("latency_p50_ms", "Device latency p50 (ms)"), "size": ("disk_mb", "Disk size on the device (MB)")}
 
 
@@ -35,13 +36,16 @@ def pareto_mask(accuracy: np.ndarray, cost: np.ndarray) -> np.ndarray:
     return mask
 
 
+def _yes(on_frontier: bool) -> str:
+    return "yes" if on_frontier else ""
+
+
 def file_label(row: pd.Series) -> str:
     return f"{technique_label(row)} [{row['format']}]"
 
 
 def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str, title: str, path: Path) -> None:
-    fig = Figure(figsize=(9, 5.5), dpi=DPI)
-    FigureCanvasAgg(fig)
+    fig = new_figure(9, 5.5)
     ax = fig.add_subplot()
     ax.scatter(points[x], points["device_accuracy_pct"], color="lightgray", edgecolor="gray", s=30,
                label="all files", zorder=2)
@@ -54,9 +58,7 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
         ax.annotate(str(number), (row[x], row["device_accuracy_pct"]), textcoords="offset points", xytext=(4, 4),
                     fontsize=8, fontweight="bold", color="tab:red")
         handles.append(Line2D([], [], linestyle="none", label=f"{number}: {row['label']}"))
-    positive = points[x][points[x] > 0]
-    if len(positive) and positive.max() / positive.min() > 20:
-        ax.set_xscale("log")
+    log_scale_if_wide(ax, points[x])
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Device accuracy (%)")
@@ -65,12 +67,12 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
     ax.add_artist(first)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="Frontier",
               handlelength=0)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    save(fig, path)
 
 
 def best_deployable(rows: pd.DataFrame) -> str | None:
     """One sentence: the fastest file within DEPLOYABLE_PP of the dense fp32 baseline's device accuracy."""
-    base = rows[baseline_mask(rows) & rows["format"].eq("onnx")]
+    base = rows[baseline_mask(rows) & rows["format"].eq(ONNX)]
     if base.empty:
         return None
     base = base.iloc[0]
@@ -89,7 +91,7 @@ def best_deployable(rows: pd.DataFrame) -> str | None:
     ci_best, ci_base = best.get("latency_ms.p50_ci95"), base.get("latency_ms.p50_ci95")
     if (best["name"], best["format"]) != (base["name"], base["format"]) and _overlap(ci_best, ci_base):
         text += " Its p50 95% interval overlaps the baseline's, so the speed difference is within measurement noise."
-    copies = rows[rows["format"].eq("onnx") & rows["sparsity"].fillna(-1).eq(0) & ~rows["experiment"].eq("structured")]
+    copies = rows[rows["format"].eq(ONNX) & rows["sparsity"].fillna(-1).eq(0) & ~is_structured(rows)]
     p50 = copies["latency_p50_ms"].dropna()
     if len(p50) >= 2 and p50.min() > 0:
         text += (f" Unpruned copies of the dense model ({len(p50)} files) measured {fmt_number(p50.min(), '.3g')} to "
@@ -129,14 +131,15 @@ def pareto_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         sentence = best_deployable(rows)
         if sentence:
             blocks.append(Paragraph(sentence))
-        display = pd.DataFrame({
-            "File": members["label"], "Name": members["name"],
-            "Accuracy (%) device": members["device_accuracy_pct"].map(lambda v: fmt_number(v, ".2f")),
-            "Latency p50 (ms)": members["latency_p50_ms"].map(lambda v: fmt_number(v, ".3g")),
-            "Disk Size (MB)": members["disk_mb"].map(lambda v: fmt_number(v, ".4g")),
-            "Accuracy-latency frontier": members["frontier_latency"].map({True: "yes", False: ""}),
-            "Accuracy-size frontier": members["frontier_size"].map({True: "yes", False: ""}),
-        })
+        display = display_frame(members, [
+            ("File", "label", None),
+            ("Name", "name", None),
+            ("Accuracy (%) device", "device_accuracy_pct", ".2f"),
+            ("Latency p50 (ms)", "latency_p50_ms", ".3g"),
+            ("Disk Size (MB)", "disk_mb", ".4g"),
+            ("Accuracy-latency frontier", "frontier_latency", _yes),
+            ("Accuracy-size frontier", "frontier_size", _yes),
+        ])
         data = rows[["device", "task", "name", "format", "file", "device_accuracy_pct", "latency_p50_ms", "disk_mb",
                      "frontier_latency", "frontier_size"]]
         blocks.append(Table(display=display, data=data,

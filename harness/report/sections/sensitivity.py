@@ -7,13 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
+from harness.report.format import fmt_number, unique_name
+from harness.report.plots import new_figure, save
 from harness.report.render import Block, Heading, Image, Notes, Paragraph, Table, slug
-from harness.report.tables import fmt_number, unique_name
-
-DPI = 120
 
 
 def sensitivity_frame(rows: list) -> pd.DataFrame:
@@ -105,8 +102,7 @@ def sensitivity_conclusions(rows: list[dict], at: float = 0.5) -> list[str]:
 
 def plot_heatmap(drops: pd.DataFrame, title: str, path: Path) -> None:
     groups, ratios = list(drops.index), list(drops.columns)
-    fig = Figure(figsize=(max(5.0, 1.0 + 0.9 * len(ratios)), max(2.5, 1.2 + 0.45 * len(groups))), dpi=DPI)
-    FigureCanvasAgg(fig)
+    fig = new_figure(max(5.0, 1.0 + 0.9 * len(ratios)), max(2.5, 1.2 + 0.45 * len(groups)))
     ax = fig.add_subplot()
     values = drops.to_numpy(dtype=float)
     limit = max(1.0, float(np.nanmax(np.abs(values)))) if np.isfinite(values).any() else 1.0
@@ -123,7 +119,7 @@ def plot_heatmap(drops: pd.DataFrame, title: str, path: Path) -> None:
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8,
                         color="white" if v > 0.6 * limit else "black")
     fig.colorbar(image, ax=ax, label="Accuracy drop (points)")
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    save(fig, path)
 
 
 def sensitivity_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:

@@ -1,4 +1,4 @@
-"""Per-parameter sparsity of each iterative experiment: which tensors global pruning empties first."""
+"""Sparsity per parameter of each iterative experiment: which tensors global pruning empties first."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.report.format import display_frame, unique_name
+from harness.report.frame import column, manifest_models, several_tasks
 from harness.report.render import Block, Heading, Paragraph, Table, slug
-from harness.report.tables import fmt_number, unique_name
-from harness.report.variants import ITERATIVE_EXPERIMENTS, column, manifest_models
+from runners.contract import experiments_where
 
 PREFIX = "sparsity_per_parameter."
 ACROSS_PRUNED = "across pruned parameters"
@@ -39,10 +40,9 @@ def per_parameter_sparsity_section(frame: pd.DataFrame, out_dir: Path) -> list[B
         return []
     models = manifest_models(frame)
     models = models.assign(sparsity_overall=column(models, "sparsity_overall"))
-    models = models[models["experiment"].isin(ITERATIVE_EXPERIMENTS) & models["iteration"].notna()]
+    models = models[models["experiment"].isin(experiments_where("iterative")) & models["iteration"].notna()]
     blocks: list[Block] = []
     csv_names: set[str] = set()
-    several_tasks = models["task"].nunique() > 1
     for (task, experiment, method), rows in models.groupby(["task", "experiment", "method"], sort=False):
         has_values = rows[[c for c in rows.columns if c.startswith(PREFIX)]].notna().any(axis=1)
         rows = rows[has_values]
@@ -52,10 +52,9 @@ def per_parameter_sparsity_section(frame: pd.DataFrame, out_dir: Path) -> list[B
         if pd.notna(seed):
             rows = rows[rows["seed"].eq(seed)]
         data = sparsity_table(rows)
-        display = data.copy()
-        for col in display.columns[1:]:
-            display[col] = data[col].map(lambda v: fmt_number(v, ".2f"))
-        title = " · ".join(p for p in ((task if several_tasks else ""), experiment, method) if p)
+        display = display_frame(data, [("Parameter", "Parameter", None),
+                                       *((iteration, iteration, ".2f") for iteration in data.columns[1:])])
+        title = " · ".join(p for p in ((task if several_tasks(models) else ""), experiment, method) if p)
         seed_text = f", seed {int(seed)}" if pd.notna(seed) else ""
         blocks += [Heading(3, f"{title}{seed_text}"),
                    Table(display=display, data=data,
