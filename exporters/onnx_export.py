@@ -58,7 +58,7 @@ def export_onnx(model: nn.Module, example: np.ndarray, path: Path, name: str | N
                                    f"sizes from its input (x.shape) rather than constants.") from exc
         program.save(str(tmp), external_data=False)
     onnx.checker.check_model(str(path), full_check=True)
-    check_batch_axis(path, trace_batch(example, CHECK_BATCH), name or type(model).__name__)
+    check_batch_axis(path, trace_batch(example, max(CHECK_BATCH, len(example) + 1)), name or type(model).__name__)
 
 
 def check_batch_axis(path: Path, inputs: np.ndarray, name: str) -> None:

@@ -171,6 +171,10 @@ def _to_user_model(result, spec: str) -> UserModel:
     known = {f.name for f in dataclasses.fields(UserModel)}
     user = UserModel(**{k: v for k, v in data.items() if k in known})
     user.train, user.eval = _pair(user.train, "train", spec), _pair(user.eval, "eval", spec)
+    if user.example is not None:
+        user.example = np.ascontiguousarray(user.example)
+        if user.example.dtype == np.float64:
+            user.example = user.example.astype(np.float32)
     if user.num_classes is None:
         user.num_classes = int(max(user.train[1].max(), user.eval[1].max())) + 1
     return user
@@ -254,7 +258,9 @@ def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
                     num_classes=user.num_classes,
                     description=user.description or f"{user.name}: user data from {spec}",
                     extra={"plugin": spec, **({"loss_fn": user.training["loss"]}
-                                              if "loss" in (user.training or {}) else {})},
+                                              if "loss" in (user.training or {}) else {}),
+                           # the batch the ONNX export traces (exporters.bundle), when the user gives one
+                           **({"example": user.example} if user.example is not None else {})},
                     model_factory=lambda: copy.deepcopy(user.model))
     return LoadedPlugin(spec, fingerprint(source, user), model_name(spec), user, task)
 

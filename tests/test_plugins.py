@@ -306,3 +306,15 @@ def test_a_structured_user_variant_rebuilds_in_a_fresh_process_and_says_what_it_
     fresh = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     want = half.build(task)(__import__("torch").from_numpy(task.eval_x[:5])).detach().numpy()
     np.testing.assert_allclose(np.array(json.loads(fresh.stdout)), want, rtol=0, atol=1e-6)
+
+
+def test_the_plugins_example_is_the_batch_the_export_traces(tmp_path, plugin_file, registries_untouched):
+    from exporters.bundle import trace_example
+
+    with_example = tmp_path / "with_example.py"
+    with_example.write_text(PLUGIN.replace('"eval": (x[200:], y[200:])}',
+                                           '"eval": (x[200:], y[200:]), "example": np.full((3, 8), 0.5)}'))
+    traced = trace_example(plugins.load_plugin(f"{with_example}:build").task)
+    assert traced.dtype == np.float32 and traced.tolist() == [[0.5] * 8] * 3
+    plain = plugins.load_plugin(f"{plugin_file}:build").task
+    np.testing.assert_array_equal(trace_example(plain), plain.eval_x[:2])
