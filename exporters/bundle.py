@@ -18,7 +18,8 @@ from harness.errors import EdgepruneError
 from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff, same_predictions
+from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, export_onnx, max_abs_diff,
+                                   same_predictions)
 from exporters.quantize import export_int8
 from exporters.sparse_onnx import write_sparse_onnx
 from runners.bundle import carried_wheel_paths
@@ -63,7 +64,7 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
     if not (onnx_path.exists() and checks and twin_ok):
         sparse_path.unlink(missing_ok=True)
         model = variant.build(task)
-        export_onnx(model, task.eval_x[:1], onnx_path)
+        export_onnx(model, trace_example(task), onnx_path, name=variant.name)
         checks = {"onnx_max_abs_diff": max_abs_diff(onnx_path, model, task.eval_x[:CHECK_ROWS])}
         if sparse_wanted:
             checks["onnx_sparse_tensors"] = write_sparse_onnx(onnx_path, sparse_path)
@@ -85,6 +86,13 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
         files += [ModelFile(path, fmt) for path, fmt in int8_files]
         checks = {**checks, **int8_checks}
     return Exported(variant, files, checks)
+
+
+def trace_example(task: TaskData) -> np.ndarray:
+    """The batch the ONNX export traces: the user's `example` where the plugin gave one (a model may need
+    particular inputs, such as token ids of a realistic length), else the first eval rows."""
+    example = task.extra.get("example")
+    return task.eval_x[:TRACE_ROWS] if example is None else example
 
 
 def _file_entry(src: Path, rel: str, fmt: str | None, bundle: Path) -> dict:

@@ -29,7 +29,7 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--model", "user_model", default=None, metavar="MODULE:FUNCTION",
               help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
-@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default 0.33).")
+@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default: the plugin's, else 0.33).")
 @click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
 def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet, user_model, amount,
                rounds) -> None:
@@ -50,7 +50,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     data_dir = resolve_data_dir(data_dir)
     if user_model:
         from harness.plugins import user_plan
-        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, 0.33 if amount is None else amount,
+        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, amount,
                                                                  rounds, data_dir),))
     elif amount is not None or rounds is not None:
         raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")
@@ -62,7 +62,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
         run = run_experiments(settings)
         int8 = int8_selection([v for v, _ in run.variants])
-        exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
+        exports = [(_export_named(export_variant, v, task, v.name in int8), task) for v, task in run.variants]
     except OSError as exc:
         raise EdgepruneError(f"could not write a file the export needs ({_reason(exc)}); finished runs are kept "
                              f"and resume on the next export.") from exc
@@ -71,6 +71,16 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     except OSError as exc:
         raise EdgepruneError(f"could not write the bundle to {out} ({_reason(exc)}); finished runs are kept, "
                              f"so export again with another --out.") from exc
+
+
+def _export_named(export_variant, variant, task, int8: bool):
+    """export_variant, with a graph that cannot run the eval batch named by its variant in the one sentence."""
+    from exporters.onnx_export import ExportCheckError
+
+    try:
+        return export_variant(variant, task, int8=int8)
+    except ExportCheckError as exc:
+        raise EdgepruneError(f"variant {variant.name}: {exc}") from exc
 
 
 def _reason(exc: OSError) -> str:
