@@ -33,6 +33,7 @@ from runners.contract import RESULT_SCHEMA, is_onnx_format
 from runners.errors import BundleError, FileChanged, ModelError, one_line
 from runners.files import atomic_write
 from runners.memory import MB, PeakMemory, empty_memory
+from runners.privacy import telemetry_record
 from runners.session import (check_dependencies, eval_accuracy, make_call, make_session, prime_onnxruntime,
                              session_io, timed_runs)
 from runners.settings import BenchSettings
@@ -245,6 +246,7 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     if not pairs:
         raise BundleError(f"No model in {bundle / 'manifest.json'} matches --models {settings.models!r}.")
     check_dependencies()
+    telemetry = telemetry_record()
     prime_onnxruntime(settings)
     evals = EvalSets(bundle, manifest.get("evals") or {})
     entries, times = [], []
@@ -267,6 +269,7 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device_facts(label),
         "settings": settings.to_json(),
+        "telemetry": telemetry,
         "models": entries,
     }
 

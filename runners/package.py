@@ -28,6 +28,9 @@ _MAIN_PY = """\
 import os
 import sys
 
+from runners.privacy import keep_onnxruntime_offline
+
+keep_onnxruntime_offline()   # before onnxruntime is imported, or its telemetry has already started
 try:
     import click, numpy, onnxruntime, psutil  # noqa: F401  the runner's requirements.txt
 except ImportError as exc:
