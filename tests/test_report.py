@@ -268,7 +268,7 @@ def test_unreadable_results_and_manifest(inputs):
     with pytest.raises(ReportError, match="does not exist"):
         build_report([tmp / "nope.json"], bundle, out)
     (tmp / "bad.json").write_text("{not json")
-    with pytest.raises(ReportError, match=r"bad.json is not JSON \(line 1"):
+    with pytest.raises(ReportError, match=r"bad.json is not valid JSON \(.* line 1"):
         build_report([tmp / "bad.json"], bundle, out)
     with pytest.raises(ReportError, match="no result files"):
         build_report([], bundle, out)

@@ -16,10 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence, Union
+from urllib.parse import quote
 
 import pandas as pd
 
 from harness.report.errors import ReportError
+from runners.safety import terminal_safe
 
 # Marks a folder as written by build_report, so replacing it never destroys a folder the user made.
 MARKER = ".edgeprune-report"
@@ -62,8 +64,28 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower() or "x"
 
 
+# Markdown that text taken from a manifest or a result (model names, device labels, errors, paths) must not carry
+# into report.md: raw HTML and autolinks (<script>, <img onerror>, <http://...>), links and images (a remote image
+# is fetched when the report is opened: an inline link needs "](", a reference link a "]:" definition) and line
+# breaks that would start a new block. Brackets themselves stay, so "indices [2, nnz]" reads as written.
+_MD_ESCAPES = {"<": "&lt;", "](": "]\\(", "]:": "]\\:"}
+_MD_PATTERN = re.compile("|".join(re.escape(k) for k in _MD_ESCAPES))
+
+
+def md_text(text: object) -> str:
+    """``text`` safe to place in report.md: no HTML, links or images, no line break (a block's text is one line),
+    control characters shown as escapes. Every block's text goes through this in to_markdown, so a section never
+    has to think about where its strings came from."""
+    text = _MD_PATTERN.sub(lambda m: _MD_ESCAPES[m.group()], str(text))
+    return " ".join(terminal_safe(line) for line in text.split("\n"))
+
+
 def _md_cell(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return md_text(str(value).replace("\\", "\\\\")).replace("|", "\\|")
+
+
+def _md_target(name: str) -> str:
+    return quote(name, safe="/")
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -78,15 +100,16 @@ def to_markdown(blocks: Sequence[Block]) -> str:
     parts = [f"# {TITLE}"]
     for block in blocks:
         if isinstance(block, Heading):
-            parts.append(f"{'#' * block.level} {block.text}")
+            parts.append(f"{'#' * block.level} {md_text(block.text)}")
         elif isinstance(block, Paragraph):
-            parts.append(block.text)
+            parts.append(md_text(block.text))
         elif isinstance(block, Notes):
-            parts.append("\n".join(f"- {item}" for item in block.items))
+            parts.append("\n".join(f"- {md_text(item)}" for item in block.items))
         elif isinstance(block, Table):
-            parts.append(markdown_table(block.display) + f"\n\nCSV: [{block.csv_name}]({block.csv_name})")
+            parts.append(markdown_table(block.display)
+                         + f"\n\nCSV: [{md_text(block.csv_name)}]({_md_target(block.csv_name)})")
         elif isinstance(block, Image):
-            parts.append(f"![{block.alt}]({block.file})")
+            parts.append(f"![{md_text(block.alt)}]({_md_target(block.file)})")
     return "\n\n".join(parts) + "\n"
 
 
