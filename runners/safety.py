@@ -98,6 +98,9 @@ def output_problem(out: Path, folder: bool = False, reads: Iterable[Path] = (), 
         st = os.stat(out)       # follows a link: a link to /dev/null is a device node here
     except FileNotFoundError:
         st = None
+    except NotADirectoryError:
+        above = next((p for p in out.absolute().parents if p.exists()), None)
+        return f"lies under {above}, which is a file, not a folder; choose another --out"
     except OSError as exc:
         return f"cannot be inspected ({os_error_reason(exc)}); choose another --out"
     if st is not None:
@@ -136,11 +139,10 @@ _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 def os_error_reason(exc: OSError, writing: Path | str | None = None) -> str:
     """An OSError in words for a one-sentence message: a full disk (or quota) is named as such, with the file being
     written (``writing``, else the exception's destination: shutil.copyfile reports the source as its filename and
-    the destination as filename2), so "no space left" never points at the file that was only read."""
+    the destination as filename2), so "no space left" never points at a file that was only read."""
     target = writing if writing is not None else (exc.filename2 or exc.filename)
     if exc.errno in _DISK_FULL:
-        where = f" while writing {target}" if target else ""
-        return f"the disk is full{where} (no space left on the device); free some space and run it again"
+        return "the disk is full (no space left on the device)" + (f" while writing {target}" if target else "")
     reason = exc.strerror or str(exc) or type(exc).__name__
     return f"{reason}: {target}" if target else reason
 

@@ -8,10 +8,7 @@ in at the end, so a failed run never leaves a half-written report.
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +17,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from harness import staging
 from harness.report.errors import ReportError
 from runners.safety import terminal_safe
 
@@ -174,30 +172,9 @@ def _check_replaceable(out_dir: Path) -> None:
 
 @contextmanager
 def staged_folder(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty folder beside out_dir; if the block succeeds it replaces out_dir, otherwise it vanishes."""
+    """Yield an empty folder beside out_dir; if the block succeeds it replaces out_dir, otherwise it vanishes
+    (harness.staging: one writer at a time, killed writers' leftovers cleaned, an atomic swap)."""
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.new-"))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the report should get normal permissions
-        yield staging
-        _check_replaceable(out_dir)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, retired / "report")
-            try:
-                os.replace(staging, out_dir)
-            except OSError:
-                os.replace(retired / "report", out_dir)
-                raise
-            finally:
-                shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with staging.staged_folder(out_dir.resolve(), check=lambda: _check_replaceable(out_dir)) as folder:
+        yield folder
