@@ -26,13 +26,14 @@ _state: dict[str, Any] = {}
 
 
 def keep_onnxruntime_offline() -> None:
-    """Switch onnxruntime's telemetry off for this process (and the processes it starts), unless the user set the
-    switch themselves: an explicit ``ORT_DISABLE_TELEMETRY=0`` is respected, and the result says so."""
+    """Switch onnxruntime's telemetry off for this process (and the processes it starts), unless the user set a
+    switch themselves: then their choice stands (``ORT_DISABLE_TELEMETRY=0`` allows telemetry) and the result says
+    so."""
     if not _state:
         _state["imported_before"] = "onnxruntime" in sys.modules
         _state["user_set"] = sorted(k for k in TELEMETRY_SWITCHES if k in os.environ)
-    for name, value in TELEMETRY_SWITCHES.items():
-        os.environ.setdefault(name, value)
+    if not _state["user_set"]:
+        os.environ.update(TELEMETRY_SWITCHES)
 
 
 def telemetry_record() -> dict[str, Any]:
@@ -49,7 +50,8 @@ def telemetry_record() -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - an old or unusual build without the call
         events_api = False
     env = {name: os.environ.get(name) for name in TELEMETRY_SWITCHES}
-    set_off = any((value or "").strip().lower() in _TRUE for value in env.values())
+    set_off = all((value or "").strip().lower() in _TRUE for value in env.values() if value is not None) and \
+        any(value is not None for value in env.values())
     in_time = bool(_state) and not _state["imported_before"]
     return {
         "switched_off": set_off and in_time,
