@@ -92,10 +92,10 @@ def _files_not_in_bundle(out: Path) -> list[str]:
     from runners.package import RUNNER_FILES
 
     from runners.contract import ContractError, listed_paths, validate_manifest
+    from runners.files import read_json
 
     try:
-        listed = listed_paths(validate_manifest(json.loads((out / "manifest.json").read_text()),
-                                                require_models=False))
+        listed = listed_paths(validate_manifest(read_json(out / "manifest.json"), require_models=False))
     except (OSError, ValueError) as exc:   # ContractError is a ValueError too
         problem = str(exc) if isinstance(exc, ContractError) else f"cannot be read ({exc})"
         raise EdgepruneError(f"--out {out} has a manifest.json that {problem}, so exporting could delete files it "

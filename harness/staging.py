@@ -68,6 +68,22 @@ def _exclusive(parent: Path, name: str) -> Iterator[None]:
             os.close(fd)
 
 
+# What a bundle or report folder holds; a folder with an old-style leftover name (.<name>.<8 characters>, .<name>.old)
+# is taken for a leftover only when it is empty or holds one of these (itself or in its one child folder), never a
+# user's folder that happens to match.
+_WRITTEN_FIRST = ("manifest.json", "models", "eval", "runner", "requirements.txt", "report.md", ".edgeprune-report")
+
+
+def _written_by_us(path: Path, name: str) -> bool:
+    if path.name.startswith((f".{name}.{STAGING}-", f".{name}.{RETIRED}-")):
+        return True
+    if path.is_symlink() or not path.is_dir():
+        return False
+    children = list(path.iterdir())
+    return not children or any(c.name in _WRITTEN_FIRST for c in children) or (
+        len(children) == 1 and children[0].is_dir() and any((children[0] / n).exists() for n in _WRITTEN_FIRST))
+
+
 def _remove(path: Path) -> None:
     if path.is_symlink() or not path.is_dir():
         path.unlink(missing_ok=True)
@@ -81,8 +97,8 @@ def clean_leftovers(out_dir: Path) -> list[Path]:
     Returns the paths removed."""
     out_dir = Path(out_dir)
     parent, pattern = out_dir.parent, _leftover_pattern(out_dir.name)
-    leftovers = sorted((p for p in parent.iterdir() if pattern.match(p.name)), key=lambda p: p.stat().st_mtime,
-                       reverse=True) if parent.is_dir() else []
+    leftovers = sorted((p for p in parent.iterdir() if pattern.match(p.name) and _written_by_us(p, out_dir.name)),
+                       key=lambda p: p.lstat().st_mtime, reverse=True) if parent.is_dir() else []
     if not os.path.lexists(out_dir):
         for path in leftovers:
             moved = path / out_dir.name if (path / out_dir.name).is_dir() else None
