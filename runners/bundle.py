@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from runners.contract import ContractError, listed_paths, validate_manifest
+from runners.contract import WHEELS_INDEX, ContractError, listed_paths, validate_manifest, validate_wheel_index
 from runners.errors import BundleError, ModelError, one_line
 from runners.files import JSONFileError, read_json, sha256_file
 from runners.package import RUNNER_FILES
@@ -37,9 +37,20 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
 
 
 def owned_files(bundle: Path, manifest: dict[str, Any]) -> list[Path]:
-    """The files that make up the bundle (its manifest, runner and every file the manifest lists): what a result
-    written into the bundle folder must never replace."""
-    return [Path(bundle) / rel for rel in sorted({"manifest.json", *RUNNER_FILES, *listed_paths(manifest)})]
+    """The files that make up the bundle (its manifest, runner, carried wheels and every file the manifest lists):
+    what a result written into the bundle folder must never replace."""
+    owned = {"manifest.json", *RUNNER_FILES, *listed_paths(manifest), *carried_wheel_paths(bundle)}
+    return [Path(bundle) / rel for rel in sorted(owned)]
+
+
+def carried_wheel_paths(bundle: Path) -> set[str]:
+    """Bundle-relative paths of the carried wheels and their index (wheels/index.json); empty without a readable
+    index. The bundle owns these files as it owns the manifest's."""
+    try:
+        index = validate_wheel_index(read_json(confine(bundle, WHEELS_INDEX)))
+    except (OutsideBundle, ValueError):   # JSONFileError and ContractError are ValueErrors too
+        return set()
+    return {WHEELS_INDEX} | {f["path"] for t in index["targets"].values() for f in t["files"]}
 
 
 def resolve(bundle: Path, rel: Any) -> Path:

@@ -142,8 +142,8 @@ def test_a_result_with_any_field_replaced_loads_or_is_refused_in_one_sentence(ke
         return
     import pandas as pd
 
-    label = device_labels([result], [Path("r.json")])[0]
-    rows = _result_rows(result, Path("r.json"), 0, label, _manifest_rows(MANIFEST))
+    rows = [row for provider, label in device_labels([result], [Path("r.json")])[0]
+            for row in _result_rows(result, Path("r.json"), 0, label, provider, _manifest_rows(MANIFEST))]
     frame = pd.DataFrame(rows)
     for column in ("sparsity", "host_accuracy", "device_accuracy", "latency_ms.p50", "disk_bytes", "file_bytes"):
         frame[column] = pd.to_numeric(frame.get(column, np.nan), errors="coerce")
