@@ -6,7 +6,6 @@ import datetime as dt
 import hashlib
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from harness.errors import EdgepruneError
 from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
+from harness.staging import staged_folder
 from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, export_onnx, max_abs_diff,
                                    same_predictions)
 from exporters.quantize import export_int8
@@ -151,10 +151,8 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
     `sensitivity` (rows of harness.experiments.sensitivity) becomes the manifest's top-level "sensitivity".
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)
-    try:
+    with staged_folder(out_dir) as staging:   # killed writers' leftovers cleaned; --out always holds a bundle
+        staging.chmod(0o755)
         evals, models, all_files = {}, [], []
         for exp, task in exports:
             if task.name not in evals:
@@ -177,15 +175,5 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
         if sensitivity:
             manifest["sensitivity"] = sensitivity
         write_json(staging / "manifest.json", manifest)
-        old = out_dir.with_name(f".{out_dir.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if out_dir.exists():
-            out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     print(f"bundle: {len(models)} models -> {out_dir}", file=sys.stderr)
     return out_dir / "manifest.json"

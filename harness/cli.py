@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from harness.errors import EdgepruneError
+from runners.safety import os_error_reason, output_problem, terminal_safe
 
 
 @click.group()
@@ -59,6 +60,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     settings = ExportSettings(profile=profile, seeds=seeds, plans=plans,
                               experiments=split(experiments), data_dir=data_dir,
                               runs_dir=runs_dir, quiet=quiet)
+    _check_writes(out, reads=[runs_dir, data_dir])
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
         run = run_experiments(settings)
         int8 = int8_selection([v for v, _ in run.variants])
@@ -84,7 +86,15 @@ def _export_named(export_variant, variant, task, int8: bool):
 
 
 def _reason(exc: OSError) -> str:
-    return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+    return os_error_reason(exc)
+
+
+def _check_writes(out: Path, reads) -> None:
+    """runners.safety.output_problem, the check every writing command shares: --out is a folder here (bundle,
+    report) and must not hold what the command reads, which the swap would delete."""
+    problem = output_problem(out, folder=True, reads=[p for p in reads if p is not None])
+    if problem:
+        raise EdgepruneError(f"--out {out} {problem}.")
 
 
 def _files_not_in_bundle(out: Path) -> list[str]:
@@ -93,10 +103,10 @@ def _files_not_in_bundle(out: Path) -> list[str]:
     from runners.package import RUNNER_FILES
 
     from runners.contract import ContractError, listed_paths, validate_manifest
+    from runners.files import read_json
 
     try:
-        listed = listed_paths(validate_manifest(json.loads((out / "manifest.json").read_text()),
-                                                require_models=False))
+        listed = listed_paths(validate_manifest(read_json(out / "manifest.json"), require_models=False))
     except (OSError, ValueError) as exc:   # ContractError is a ValueError too
         problem = str(exc) if isinstance(exc, ContractError) else f"cannot be read ({exc})"
         raise EdgepruneError(f"--out {out} has a manifest.json that {problem}, so exporting could delete files it "
@@ -108,8 +118,7 @@ def _files_not_in_bundle(out: Path) -> list[str]:
 
 def _check_bundle_out(out: Path) -> None:
     """Refuse an --out that the bundle would fail to replace, or whose files the swap would delete, before training."""
-    if out.exists() and not out.is_dir():
-        raise EdgepruneError(f"--out {out} is a file, not a folder for the bundle; choose another --out.")
+    _check_writes(out, reads=())
     if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
         raise EdgepruneError(f"--out {out} already holds files that are not an edgeprune bundle, and exporting "
                              f"would replace them; choose another --out or empty it.")
@@ -132,6 +141,7 @@ def report_cmd(results, bundle_dir, out) -> None:
     """Merge device results with the bundle's host metrics into tables, plots and a report."""
     from harness.report import ReportError, build_report
 
+    _check_writes(out, reads=[*results, bundle_dir])
     try:
         path = build_report(list(results), bundle_dir, out)
     except ReportError as exc:
@@ -144,8 +154,8 @@ def report_cmd(results, bundle_dir, out) -> None:
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
-    except EdgepruneError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except EdgepruneError as exc:   # messages quote manifests and results: shown terminal-safe
+        click.echo(f"error: {terminal_safe(exc)}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("interrupted: finished runs are kept and resume on the next call.", err=True)

@@ -36,6 +36,7 @@ from runners.contract import RESULT_SCHEMA, is_onnx_format
 from runners.errors import BundleError, FileChanged, ModelError, one_line
 from runners.files import atomic_write
 from runners.memory import PeakMemory, empty_memory, in_mb
+from runners.privacy import telemetry_record
 from runners.providers import effective_options, resolve_installed, short_name
 from runners.session import (check_dependencies, eval_accuracy, make_call, make_session, prime_onnxruntime,
                              session_io, session_options, session_record, timed_runs)
@@ -306,6 +307,7 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     if not pairs:
         raise BundleError(f"No model in {bundle / 'manifest.json'} matches --models {settings.models!r}.")
     check_dependencies()
+    telemetry = telemetry_record()
     settings, unavailable = resolve_providers(settings)
     for sentence in unavailable.values():
         progress(f"not measured: {sentence}")
@@ -341,6 +343,7 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device,
         "settings": record,
+        "telemetry": telemetry,
         "models": [job.entry for job in jobs],
     }
 

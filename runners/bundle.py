@@ -7,16 +7,17 @@ A problem with the manifest raises BundleError (the run stops); a problem with o
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from runners.contract import WHEELS_INDEX, ContractError, validate_manifest, validate_wheel_index
+from runners.contract import WHEELS_INDEX, ContractError, listed_paths, validate_manifest, validate_wheel_index
 from runners.errors import BundleError, ModelError, one_line
-from runners.files import sha256_file
+from runners.files import JSONFileError, read_json, sha256_file
+from runners.package import RUNNER_FILES
+from runners.safety import OutsideBundle, confine
 
 
 def load_manifest(bundle: Path) -> dict[str, Any]:
@@ -30,36 +31,37 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
     if not path.is_file():
         raise BundleError(f"{path} is missing, so {bundle} is not an edgeprune bundle (make export writes one).")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}).") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{path} cannot be read ({one_line(exc)}).") from None
-    try:
-        return validate_manifest(manifest)
-    except ContractError as exc:
+        return validate_manifest(read_json(confine(bundle, "manifest.json")))
+    except (OutsideBundle, JSONFileError, ContractError) as exc:
         raise BundleError(f"{path} {exc}.") from None
+
+
+def owned_files(bundle: Path, manifest: dict[str, Any]) -> list[Path]:
+    """The files that make up the bundle (its manifest, runner, carried wheels and every file the manifest lists):
+    what a result written into the bundle folder must never replace."""
+    owned = {"manifest.json", *RUNNER_FILES, *listed_paths(manifest), *carried_wheel_paths(bundle)}
+    return [Path(bundle) / rel for rel in sorted(owned)]
 
 
 def carried_wheel_paths(bundle: Path) -> set[str]:
     """Bundle-relative paths of the carried wheels and their index (wheels/index.json); empty without a readable
     index. The bundle owns these files as it owns the manifest's."""
-    path = Path(bundle) / WHEELS_INDEX
     try:
-        index = validate_wheel_index(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError):   # ContractError is a ValueError too
+        index = validate_wheel_index(read_json(confine(bundle, WHEELS_INDEX)))
+    except (OutsideBundle, ValueError):   # JSONFileError and ContractError are ValueErrors too
         return set()
     return {WHEELS_INDEX} | {f["path"] for t in index["targets"].values() for f in t["files"]}
 
 
 def resolve(bundle: Path, rel: Any) -> Path:
-    """A manifest path inside the bundle; refuses absolute paths and paths that leave the bundle."""
+    """The real file a manifest path names inside the bundle (runners.safety.confine); ModelError for a path that
+    leaves the bundle, through '..', as an absolute path or through a symbolic link."""
     if not isinstance(rel, str) or not rel:
         raise ModelError("manifest entry has no 'path'")
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise ModelError(f"path {rel!r} points outside the bundle")
-    return bundle / p
+    try:
+        return confine(bundle, rel)
+    except OutsideBundle as exc:
+        raise ModelError(f"path {exc}, so it is not read") from None
 
 
 def check_file(bundle: Path, entry: dict[str, Any]) -> tuple[Path, int, str]:
@@ -72,7 +74,7 @@ def check_file(bundle: Path, entry: dict[str, Any]) -> tuple[Path, int, str]:
         raise ModelError(f"file {entry.get('path')} is missing from the bundle")
     size = path.stat().st_size
     want_bytes = entry.get("bytes")
-    if want_bytes is not None and int(want_bytes) != size:
+    if want_bytes is not None and want_bytes != size:
         raise ModelError(f"size mismatch for {entry['path']}: manifest says {want_bytes} bytes, file has {size}")
     want_sha = entry.get("sha256")
     if not want_sha:
@@ -131,4 +133,30 @@ class EvalSets:
             raise ModelError(f"eval set {key!r} ({entry['path']}) holds scalars, not arrays of rows")
         if len(inputs) == 0 or len(inputs) != len(labels):
             raise ModelError(f"eval set {key!r} has {len(inputs)} inputs and {len(labels)} labels")
+        problem = eval_set_problem(inputs, labels, entry.get("n"))
+        if problem:
+            raise ModelError(f"eval set {key!r} ({entry['path']}) {problem}, so no accuracy could be trusted")
         return inputs, labels
+
+
+def eval_set_problem(inputs: np.ndarray, labels: np.ndarray, n: Any = None) -> str | None:
+    """Why an eval set's contents cannot give an accuracy (a predicate), or None: inputs that are not finite
+    numbers, labels that are not whole numbers of 0 or more in one column, or another row count than the manifest's.
+    Whether the labels fit the model's outputs is checked per model (runners.session.label_problem)."""
+    if inputs.dtype.kind not in "biuf":
+        return f"holds inputs of type {inputs.dtype}, not numbers"
+    if labels.dtype.kind not in "biuf":
+        return f"holds labels of type {labels.dtype}, not whole numbers"
+    if labels.ndim != 1:
+        return f"holds labels of shape {list(labels.shape)}, not one label per row"
+    if n is not None and n != len(labels):
+        return f"holds {len(labels)} rows where the manifest says {n}"
+    if inputs.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(inputs)))
+        if bad:
+            return f"holds {bad} input values that are NaN or infinite"
+    if labels.dtype.kind == "f" and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
+        return "holds labels that are not whole numbers"
+    if labels.dtype.kind in "if" and labels.size and labels.min() < 0:
+        return f"holds a negative label ({labels.min():g})"
+    return None

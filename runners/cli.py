@@ -12,16 +12,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
 from runners import __version__
 from runners.bench import run_bench, write_result
-from runners.bundle import load_manifest
+from runners.bundle import load_manifest, owned_files
 from runners.errors import EXIT_BAD_INPUT, EXIT_MODEL_ERRORS, BundleError
+from runners.privacy import keep_onnxruntime_offline
 from runners.providers import parse_options, split_names
+from runners.safety import os_error_reason, output_problem, terminal_safe
 from runners.settings import CALL_APIS, EXECUTION_MODES, GRAPH_OPTIMIZATION_LEVELS, BenchSettings
 
 # Every option's default is the settings type's, so `runner bench` and run_bench(BenchSettings()) measure alike.
@@ -29,7 +30,8 @@ _DEFAULTS = BenchSettings()
 
 
 class InputError(click.ClickException):
-    """An expected mistake in the command's input: one sentence on stderr, exit code 2, no traceback."""
+    """An expected mistake in the command's input: one sentence on stderr, exit code 2, no traceback. The text may
+    quote a manifest, so it is shown terminal-safe."""
 
     exit_code = EXIT_BAD_INPUT
 
@@ -39,21 +41,28 @@ class ModelsFailed(click.ClickException):
 
     exit_code = EXIT_MODEL_ERRORS
 
+    def __init__(self, message: str) -> None:
+        super().__init__(terminal_safe(message))
 
-def _check_out(out: Path) -> None:
-    if out.is_dir():
-        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'result.json'}.")
-    parent = out.parent
-    if not parent.is_dir():
-        raise InputError(f"Output folder {parent} does not exist; create it or choose another --out.")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"Output folder {parent} is not writable; choose another --out.")
+
+def _echo(line: str) -> None:
+    """A progress line on stderr; model names and errors come from the manifest, so they are shown terminal-safe."""
+    click.echo(terminal_safe(line), err=True)
+
+
+def _check_out(out: Path, bundle: Path | None = None, manifest: dict | None = None) -> None:
+    """runners.safety.output_problem for the result file: never a folder, device node or FIFO, never a file of
+    the bundle being measured."""
+    problem = output_problem(out, owned=owned_files(bundle, manifest) if manifest else ())
+    if problem:
+        raise InputError(f"--out {out} {problem}.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="runner")
 def main() -> None:
     """edgeprune device runner: measure a bundle's ONNX models on this device (no torch needed)."""
+    keep_onnxruntime_offline()   # before any command imports onnxruntime (docs/security.md)
 
 
 @main.command()
@@ -113,29 +122,34 @@ def bench(bundle: Path, out: Path, providers: tuple[str, ...], provider_options:
         options = parse_options(provider_options, names)
     except ValueError as exc:
         raise InputError(f"--provider-option: {exc}.") from None
-    settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
-                             min_seconds=min_seconds, api=api, rounds=rounds, eval_batch_size=eval_batch_size,
-                             models=models_glob, providers=tuple(names), provider_options=options,
-                             graph_optimization=graph_optimization, inter_op_threads=inter_op_threads,
-                             execution_mode=execution_mode, spinning=spinning)
+    try:
+        settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
+                                 min_seconds=min_seconds, api=api, rounds=rounds, eval_batch_size=eval_batch_size,
+                                 models=models_glob, providers=tuple(names), provider_options=options,
+                                 graph_optimization=graph_optimization, inter_op_threads=inter_op_threads,
+                                 execution_mode=execution_mode, spinning=spinning)
+    except ValueError as exc:
+        raise InputError(f"{exc}.") from None
     try:
         manifest = load_manifest(bundle)
-        click.echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
-                   f"providers {', '.join(names)}, threads {threads or 'default'}, batch {batch_size}, "
-                   f"graph optimisation {graph_optimization}, calls via {api}"
-                   + (f", {rounds} rounds" if rounds > 1 else ""), err=True)
-        result = run_bench(bundle, settings, label=label, progress=lambda line: click.echo(line, err=True),
-                           manifest=manifest)
+        _check_out(out, bundle, manifest)
+        _echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
+              f"providers {', '.join(names)}, threads {threads or 'default'}, batch {batch_size}, "
+              f"graph optimisation {graph_optimization}, calls via {api}"
+              + (f", {rounds} rounds" if rounds > 1 else ""))
+        result = run_bench(bundle, settings, label=label, progress=_echo, manifest=manifest)
     except BundleError as exc:
         raise InputError(str(exc)) from None
     try:
         write_result(result, out)
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"Could not write {out}: {exc}.") from None
+    except OSError as exc:
+        raise click.ClickException(terminal_safe(f"Could not write {out}: {os_error_reason(exc, out)}.")) from None
+    except ValueError as exc:
+        raise click.ClickException(terminal_safe(f"Could not write {out}: {exc}.")) from None
     n_err = sum(1 for m in result["models"] if m["status"] != "ok")
     missing = result["settings"].get("providers_unavailable") or {}
-    click.echo(f"wrote {out}: {len(result['models']) - n_err} ok, {n_err} error"
-               + (f", {len(missing)} provider(s) not available" if missing else ""), err=True)
+    _echo(f"wrote {out}: {len(result['models']) - n_err} ok, {n_err} error"
+          + (f", {len(missing)} provider(s) not available" if missing else ""))
     if strict and (n_err or missing):
         raise ModelsFailed(f"{n_err} model file(s) could not be measured and {len(missing)} provider(s) were not "
                            f"available (see 'error' and settings.providers_unavailable in {out}).")

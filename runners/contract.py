@@ -8,6 +8,8 @@ sparse-initializer twin, int8 twins) and for the report (iterative tables, the m
 
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -137,18 +139,105 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
 
+# What each known key of the two JSON files holds. Keys not listed (a newer writer's) are not checked; a listed key
+# may be absent or null. "count": a whole number >= 0; "int": any whole number; "number": any finite number
+# (the JSON reader already refuses NaN and Infinity); "text": a string; "object"/"list": a JSON object / array.
+MODEL_FIELDS = {
+    "name": "text", "series": "text", "task": "text", "eval": "text", "model": "text", "experiment": "text",
+    "method": "text", "input_name": "text", "output_name": "text",
+    "iteration": "int", "seed": "int", "plan_index": "int", "params": "count", "nonzero_params": "count",
+    "sparsity": "number", "sparsity_overall": "number", "accuracy": "number", "host_latency_ms": "number",
+    "state_dict_bytes": "count", "storage": "object", "sparsity_per_parameter": "object", "files": "list",
+}
+FILE_FIELDS = {"path": "text", "format": "text", "bytes": "count", "sha256": "text"}
+EVAL_FIELDS = {"path": "text", "bytes": "count", "sha256": "text", "n": "count", "input_dtype": "text"}
+RESULT_ENTRY_FIELDS = {
+    "name": "text", "file": "text", "format": "text", "provider": "text", "status": "text", "error": "text",
+    "sha256": "text", "sha256_ok": "bool", "disk_bytes": "count", "session_ms": "number", "first_ms": "number",
+    "batch_size": "count", "accuracy": "number", "eval_n": "count", "cpu_mhz": "number",
+    "latency_ms": "object", "memory_mb": "object",
+}
+LATENCY_FIELDS = {"n": "count", "mean": "number", "std": "number", "min": "number", "p50": "number",
+                  "p90": "number", "p99": "number", "max": "number", "p50_ci95": "numbers", "p50_rounds": "numbers"}
+MEMORY_FIELDS = {"rss_before": "number", "rss_after_load": "number", "rss_peak": "number", "peak_method": "text"}
+DEVICE_FIELDS = {"label": "text", "hostname": "text", "cpu_model": "text", "machine": "text", "os": "text",
+                 "python": "text", "onnxruntime": "text", "physical_cores": "count", "logical_cores": "count",
+                 "memory_total_mb": "number"}
+SETTINGS_FIELDS = {"threads": "count", "batch_size": "counts", "warmup": "count", "min_runs": "count",
+                   "min_seconds": "number", "api": "text", "rounds": "count", "eval_batch_size": "count"}
+
+_KIND_WORDS = {"text": "text", "int": "a whole number", "count": "a whole number of 0 or more",
+               "number": "a number", "bool": "true or false", "object": "an object", "list": "a list",
+               "numbers": "a list of numbers", "counts": "a whole number or a list of them"}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "count":
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    if kind == "number":
+        return _number(value)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "object":
+        return isinstance(value, dict)
+    if kind == "list":
+        return isinstance(value, list)
+    if kind == "numbers":
+        return isinstance(value, list) and all(_number(v) for v in value)
+    if kind == "counts":
+        return _fits(value, "count") or (isinstance(value, list) and all(_fits(v, "count") for v in value))
+    raise ValueError(f"unknown field kind {kind!r}")
+
+
+def _shown(value: Any, limit: int = 40, quote: bool = True) -> str:
+    """A value from the file for a message, cut to ``limit`` characters (JSON-quoted unless ``quote`` is false and it
+    is text)."""
+    text = value if isinstance(value, str) and not quote else json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def field_problem(record: Mapping[str, Any], fields: Mapping[str, str], where: str) -> str | None:
+    """The first known key of ``record`` whose value has the wrong type, as a predicate naming the key and
+    ``where`` it is ("gives model 'x' a 'bytes' of "abc", not a whole number"); None when all fit."""
+    for key, kind in fields.items():
+        value = record.get(key)
+        if not _fits(value, kind):
+            return f"gives {where} a {key!r} of {_shown(value)}, not {_KIND_WORDS[kind]}"
+    return None
+
+
+def _first_repeat(values: Any) -> Any:
+    seen: set = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
 def validate_manifest(manifest: Any, require_models: bool = True) -> dict[str, Any]:
     """The manifest if it follows the contract; else ContractError saying what is wrong, in one sentence.
 
-    Checks the shape every reader relies on (schema, bundle_id, models with names and file lists, evals), not
-    the values a reader checks itself (a file's sha256 against the file, a number's range)."""
+    Checks the shape and the types every reader relies on (schema, bundle_id, models with unique names and typed
+    fields, file lists with unique paths, evals), not the values a reader checks itself (a file's sha256 against
+    the file, a number's range)."""
     if not isinstance(manifest, dict):
         raise ContractError(f"is not an {MANIFEST_SCHEMA} manifest (the top level is not an object)")
     schema = manifest.get("schema")
     if schema is None:
         raise ContractError(f"is not an edgeprune manifest (it has no schema; expected {MANIFEST_SCHEMA!r})")
     if schema != MANIFEST_SCHEMA:
-        raise ContractError(f"was written by a different edgeprune version (schema {schema}); expected "
+        raise ContractError(f"was written by a different edgeprune version (schema {_shown(schema, quote=False)}); expected "
                             f"{MANIFEST_SCHEMA}")
     if not isinstance(manifest.get("bundle_id"), str) or not manifest["bundle_id"]:
         raise ContractError("has no bundle_id; export the bundle again")
@@ -162,9 +251,24 @@ def validate_manifest(manifest: Any, require_models: bool = True) -> dict[str, A
         files = m.get("files", [])
         if not isinstance(files, list) or not all(isinstance(f, dict) for f in files):
             raise ContractError(f"has a model entry ({m['name']!r}) that is not an object with a list of files")
+        problem = field_problem(m, MODEL_FIELDS, f"model {m['name']!r}") or next(
+            (p for f in files for p in [field_problem(f, FILE_FIELDS, f"a file of model {m['name']!r}")] if p), None)
+        if problem:
+            raise ContractError(problem)
+    twice = _first_repeat(m["name"] for m in models)
+    if twice is not None:
+        raise ContractError(f"lists model {twice!r} twice, so its numbers could not be told apart")
     evals = manifest.get("evals", {})
     if not isinstance(evals, dict) or not all(isinstance(e, dict) for e in evals.values()):
         raise ContractError("has an 'evals' entry that is not an object of eval-set entries")
+    for key, entry in evals.items():
+        problem = field_problem(entry, EVAL_FIELDS, f"eval set {key!r}")
+        if problem:
+            raise ContractError(problem)
+    twice = _first_repeat([f["path"] for m in models for f in m.get("files", []) if f.get("path") is not None]
+                          + [e["path"] for e in evals.values() if e.get("path") is not None])
+    if twice is not None:
+        raise ContractError(f"lists the file {twice!r} twice, so the same file would be two variants")
     return manifest
 
 
@@ -176,14 +280,15 @@ def listed_paths(manifest: Mapping[str, Any]) -> set[str]:
 
 
 def validate_result(result: Any) -> dict[str, Any]:
-    """A device result if it follows the contract; else ContractError in one sentence."""
+    """A device result if it follows the contract (shape and the types of every key a reader uses; one entry per
+    file and provider); else ContractError in one sentence."""
     if not isinstance(result, dict):
         raise ContractError("is not an edgeprune result (the file holds no JSON object)")
     schema = result.get("schema")
     if schema is None:
         raise ContractError(f"is not an edgeprune result (it has no schema); expected {RESULT_SCHEMA}")
     if schema != RESULT_SCHEMA:
-        raise ContractError(f"was written by a different edgeprune version (schema {schema}); expected "
+        raise ContractError(f"was written by a different edgeprune version (schema {_shown(schema, quote=False)}); expected "
                             f"{RESULT_SCHEMA}")
     if not isinstance(result.get("models"), list):
         raise ContractError("has no models list, so it is not a complete edgeprune result")
@@ -192,4 +297,19 @@ def validate_result(result: Any) -> dict[str, Any]:
     for key in ("device", "settings"):
         if not isinstance(result.get(key) or {}, dict):
             raise ContractError(f"has a {key!r} entry that is not an object, so it is not an edgeprune result")
+    problem = (field_problem(result, {"bundle": "text", "runner_version": "text", "created": "text"}, "the result")
+               or field_problem(result.get("device") or {}, DEVICE_FIELDS, "the device")
+               or field_problem(result.get("settings") or {}, SETTINGS_FIELDS, "the settings"))
+    for i, entry in enumerate(result["models"]):
+        where = f"entry {i + 1} ({_shown(entry.get('file') or entry.get('name'))})"
+        problem = (problem or field_problem(entry, RESULT_ENTRY_FIELDS, where)
+                   or field_problem(entry.get("latency_ms") or {}, LATENCY_FIELDS, f"the latency of {where}")
+                   or field_problem(entry.get("memory_mb") or {}, MEMORY_FIELDS, f"the memory of {where}"))
+    if problem:
+        raise ContractError(problem)
+    twice = _first_repeat((m.get("name"), m.get("file"), m.get("format"), m.get("provider"))
+                          for m in result["models"])
+    if twice is not None:
+        raise ContractError(f"measures {twice[1] or twice[0]!r} twice with the same settings, so the two numbers "
+                            f"could not be told apart")
     return result

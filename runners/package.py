@@ -33,6 +33,9 @@ import sys
 if sys.argv[1:2] == ["install"]:
     from runners.install import main
     sys.exit(main(sys.argv[2:]))
+from runners.privacy import keep_onnxruntime_offline
+
+keep_onnxruntime_offline()   # before onnxruntime is imported, or its telemetry has already started
 try:
     import click, numpy, onnxruntime, psutil  # noqa: F401  the runner's requirements.txt
 except ImportError as exc:

@@ -207,6 +207,18 @@ def timed_runs(call: Callable[[], Any], min_runs: int, min_seconds: float) -> li
     return times
 
 
+def label_problem(labels: np.ndarray, out: np.ndarray) -> str | None:
+    """Why the eval set's labels cannot be classes of this model's output (a sentence), or None: a label at or
+    above the number of outputs per row (or other than 0 and 1 for a single output) would only ever count as wrong,
+    and the accuracy would look like a bad model instead of a bad eval set."""
+    classes = int(out.shape[-1]) if out.ndim >= 2 else 2
+    top = labels.max() if labels.size else 0
+    if top >= classes:
+        return (f"the eval set's labels go up to {top:g}, but the model gives {classes} class scores per row, so "
+                f"its accuracy would be meaningless")
+    return None
+
+
 def eval_accuracy(sess: Any, input_name: str, output_name: str, inputs: np.ndarray, labels: np.ndarray,
                   batch: int, fixed_batch: int | None, dtype: Any) -> float:
     """Fraction of eval rows where argmax of the output equals the label, run in batches."""
@@ -219,6 +231,10 @@ def eval_accuracy(sess: Any, input_name: str, output_name: str, inputs: np.ndarr
             x = first_rows(x, fixed_batch)
         x = np.ascontiguousarray(x, dtype=dtype)
         out = np.asarray(sess.run([output_name], {input_name: x})[0])[:rows]
+        if start == 0:
+            problem = label_problem(labels, out)
+            if problem:
+                raise ModelError(problem)
         pred = out.argmax(axis=-1) if out.ndim >= 2 else (out > 0).astype(np.int64)
         correct += int(np.count_nonzero(pred.reshape(-1) == np.asarray(labels[start:start + rows]).reshape(-1)))
     return correct / len(inputs)

@@ -8,6 +8,8 @@ onnxruntime actually used are read back from each session (runners.session.sessi
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,6 +22,76 @@ CPU_PROVIDER = "CPUExecutionProvider"
 GRAPH_OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                              "extended": "ORT_ENABLE_EXTENDED", "layout": "ORT_ENABLE_LAYOUT", "all": "ORT_ENABLE_ALL"}
 EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
+
+# Upper bounds of the numeric options: far above any sensible measurement, low enough that a slip of the keyboard
+# cannot run for days or exhaust memory. --threads has its own bound (thread_ceiling).
+LIMITS: dict[str, float] = {"batch_size": 65536, "eval_batch_size": 65536, "warmup": 1_000_000,
+                            "min_runs": 10_000_000, "min_seconds": 3600.0, "rounds": 100}
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one, e.g. under taskset or a container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _thread_headroom() -> int | None:
+    """How many more threads this process may create, where a limit says (a cgroup's pids.max, RLIMIT_NPROC);
+    None where nothing says. onnxruntime hangs or dies with SIGSEGV, printing nothing, when it cannot create the
+    threads it was asked for, so the runner refuses such a --threads before it starts."""
+    room = []
+    try:
+        with open("/sys/fs/cgroup/pids.max") as fh:
+            limit = fh.read().strip()
+        with open("/sys/fs/cgroup/pids.current") as fh:
+            current = int(fh.read().strip())
+        if limit != "max":
+            room.append(int(limit) - current)
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        if soft != resource.RLIM_INFINITY and os.geteuid() != 0:
+            room.append(soft - len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else soft)
+    except (ImportError, AttributeError, OSError, ValueError):
+        pass
+    return min(room) if room else None
+
+
+def thread_ceiling() -> tuple[int, str]:
+    """The most intra-op threads a run may ask for, and why: four per usable CPU (more only adds contention),
+    fewer where a process or cgroup limit leaves less room (with a margin for Python's own threads)."""
+    cpus = usable_cpus()
+    ceiling, why = 4 * cpus, f"four per CPU this process may use ({cpus})"
+    room = _thread_headroom()
+    if room is not None and room - 8 < ceiling:
+        ceiling, why = max(1, room - 8), f"what this system's process limit leaves room for ({max(0, room)} more)"
+    return ceiling, why
+
+
+def bounds_problem(values: dict[str, Any]) -> str | None:
+    """The first numeric option outside its bounds, as a sentence naming the option; None when all fit."""
+    for name, top in LIMITS.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        option = "--" + name.replace("_", "-")
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"{option} {value} is not a finite number; give one from 0 to {top:g}"
+        if value > top:
+            return f"{option} {value} is above its limit of {top:g}"
+    for name in ("threads", "inter_op_threads"):
+        threads = values.get(name)
+        if threads:
+            ceiling, why = thread_ceiling()
+            if threads > ceiling:
+                return (f"--{name.replace('_', '-')} {threads} is more than {ceiling}, {why}; onnxruntime cannot "
+                        f"be trusted to create that many threads")
+    return None
 
 
 @dataclass
@@ -60,6 +132,9 @@ class BenchSettings:
         if not self.providers:
             raise ValueError("at least one execution provider is needed")
         self.providers = tuple(self.providers)
+        problem = bounds_problem(asdict(self))
+        if problem:
+            raise ValueError(problem)
 
     def to_json(self) -> dict[str, Any]:
         """The result's ``settings`` object: every field, plus how the interval and the memory peak were made.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -331,7 +332,8 @@ def test_only_onnx_formats_are_run(bundle: Path, tmp_path: Path) -> None:
     manifest = manifest_of(bundle)
     manifest["models"][0]["files"].append({"path": "models/toy-0.pt", "format": "state_dict", "bytes": 1,
                                            "sha256": "0" * 64})
-    sparse = dict(manifest["models"][1]["files"][0], format="onnx-sparse")
+    shutil.copyfile(bundle / "models/toy-1.onnx", bundle / "models/toy-1.sparse.onnx")  # one file is listed once
+    sparse = dict(manifest["models"][1]["files"][0], format="onnx-sparse", path="models/toy-1.sparse.onnx")
     manifest["models"][1]["files"].append(sparse)
     write_manifest(bundle, manifest)
     res, result = bench(bundle, tmp_path / "r.json")

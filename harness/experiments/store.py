@@ -7,9 +7,11 @@ existing runs. A folder is finished when its `variant.json` exists; it is writte
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -53,7 +55,23 @@ def runs_root(cli_value: str | Path | None = None) -> Path:
 
 def save_tensors(path: Path, obj) -> None:
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            raise failed_write(path, exc) from exc
+
+
+def failed_write(path: Path, exc: RuntimeError) -> OSError:
+    """torch.save's C++ writer reports a full disk as a RuntimeError ("unexpected pos", "file write failed") that
+    names neither the disk nor the file: turn it into the OSError the export reports in one sentence, ENOSPC when
+    the disk has no room left."""
+    try:
+        full = shutil.disk_usage(Path(path).parent).free < 2**20
+    except OSError:
+        full = False
+    if full:
+        return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return OSError(errno.EIO, f"torch.save failed ({str(exc).splitlines()[0] if str(exc) else exc!r})", str(path))
 
 
 def load_tensors(path: Path):

@@ -8,7 +8,6 @@ defined once here, in `add_derived_columns`.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections import Counter
@@ -21,6 +20,7 @@ import pandas as pd
 from harness.report.errors import ReportError
 from runners.contract import (ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest,
                               validate_result)
+from runners.files import JSONFileError, read_json
 from runners.providers import short_name
 
 
@@ -40,20 +40,12 @@ NUMBER_COLUMNS = [
 
 
 def read_json_object(path: Path, what: str) -> dict[str, Any]:
-    """The JSON object in `path`, or a ReportError naming the file and what is wrong with it."""
+    """The JSON object in `path` (read by runners.files.read_json: size and depth limited, no NaN), or a
+    ReportError naming the file and what is wrong with it."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise ReportError(f"{path} is a folder, not a {what} JSON file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise ReportError(f"cannot read {path}: {reason}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path} is not JSON (line {exc.lineno}: {exc.msg})") from None
+        data = read_json(Path(path))
+    except JSONFileError as exc:
+        raise ReportError(f"{path} {exc}") from None
     if not isinstance(data, dict):
         raise ReportError(f"{path} is not an edgeprune {what} (the file holds no JSON object)")
     return data

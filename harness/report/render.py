@@ -8,18 +8,18 @@ in at the end, so a failed run never leaves a half-written report.
 from __future__ import annotations
 
 import html
-import os
 import re
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence, Union
+from urllib.parse import quote
 
 import pandas as pd
 
+from harness import staging
 from harness.report.errors import ReportError
+from runners.safety import terminal_safe
 
 # Marks a folder as written by build_report, so replacing it never destroys a folder the user made.
 MARKER = ".edgeprune-report"
@@ -62,8 +62,28 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower() or "x"
 
 
+# Markdown that text taken from a manifest or a result (model names, device labels, errors, paths) must not carry
+# into report.md: raw HTML and autolinks (<script>, <img onerror>, <http://...>), links and images (a remote image
+# is fetched when the report is opened: an inline link needs "](", a reference link a "]:" definition) and line
+# breaks that would start a new block. Brackets themselves stay, so "indices [2, nnz]" reads as written.
+_MD_ESCAPES = {"<": "&lt;", "](": "]\\(", "]:": "]\\:"}
+_MD_PATTERN = re.compile("|".join(re.escape(k) for k in _MD_ESCAPES))
+
+
+def md_text(text: object) -> str:
+    """``text`` safe to place in report.md: no HTML, links or images, no line break (a block's text is one line),
+    control characters shown as escapes. Every block's text goes through this in to_markdown, so a section never
+    has to think about where its strings came from."""
+    text = _MD_PATTERN.sub(lambda m: _MD_ESCAPES[m.group()], str(text))
+    return " ".join(terminal_safe(line) for line in text.split("\n"))
+
+
 def _md_cell(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return md_text(str(value).replace("\\", "\\\\")).replace("|", "\\|")
+
+
+def _md_target(name: str) -> str:
+    return quote(name, safe="/")
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -78,15 +98,16 @@ def to_markdown(blocks: Sequence[Block]) -> str:
     parts = [f"# {TITLE}"]
     for block in blocks:
         if isinstance(block, Heading):
-            parts.append(f"{'#' * block.level} {block.text}")
+            parts.append(f"{'#' * block.level} {md_text(block.text)}")
         elif isinstance(block, Paragraph):
-            parts.append(block.text)
+            parts.append(md_text(block.text))
         elif isinstance(block, Notes):
-            parts.append("\n".join(f"- {item}" for item in block.items))
+            parts.append("\n".join(f"- {md_text(item)}" for item in block.items))
         elif isinstance(block, Table):
-            parts.append(markdown_table(block.display) + f"\n\nCSV: [{block.csv_name}]({block.csv_name})")
+            parts.append(markdown_table(block.display)
+                         + f"\n\nCSV: [{md_text(block.csv_name)}]({_md_target(block.csv_name)})")
         elif isinstance(block, Image):
-            parts.append(f"![{block.alt}]({block.file})")
+            parts.append(f"![{md_text(block.alt)}]({_md_target(block.file)})")
     return "\n\n".join(parts) + "\n"
 
 
@@ -151,30 +172,9 @@ def _check_replaceable(out_dir: Path) -> None:
 
 @contextmanager
 def staged_folder(out_dir: Path) -> Iterator[Path]:
-    """Yield an empty folder beside out_dir; if the block succeeds it replaces out_dir, otherwise it vanishes."""
+    """Yield an empty folder beside out_dir; if the block succeeds it replaces out_dir, otherwise it vanishes
+    (harness.staging: one writer at a time, killed writers' leftovers cleaned, an atomic swap)."""
     out_dir = Path(out_dir)
     _check_replaceable(out_dir)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.new-"))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the report should get normal permissions
-        yield staging
-        _check_replaceable(out_dir)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name}.old-"))
-            os.replace(out_dir, retired / "report")
-            try:
-                os.replace(staging, out_dir)
-            except OSError:
-                os.replace(retired / "report", out_dir)
-                raise
-            finally:
-                shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with staging.staged_folder(out_dir.resolve(), check=lambda: _check_replaceable(out_dir)) as folder:
+        yield folder
