@@ -16,7 +16,7 @@ from harness.experiments.settings import TrainSettings
 from harness.experiments.store import ensure_config, experiment_folder, variant_name
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.structured import prune_structured, structure_ratio
-from harness.training import seed_everything, train
+from harness.training import train
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,9 @@ def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: Ta
     model, plan = prune_structured(base.build(task), ss.kind, ss.ratio, ss.importance, ss.round_to, ss.include_next)
     info = None
     if ss.finetune_epochs > 0:
-        seed_everything(ts.seed)
+        ts.streams.seed_training()
         info = train(model, task.train_x, task.train_y, dataclasses.replace(ts.train_config, epochs=ss.finetune_epochs),
-                     seed=ts.seed, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet)
+                     seed=ts.streams.data_order, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet)
     variant = Variant(name=variant_name(ts, "structured", f"{ss.method}-r{round(ss.ratio * 100)}"
                                         + (f"-round{ss.round_to}" if ss.round_to else "")),
                       task=ts.task, experiment="structured", method=ss.method, iteration=1, seed=ts.seed,
