@@ -1,9 +1,13 @@
 """Measure every ONNX file of a bundle: integrity, load time, latency, memory, on-device accuracy.
 
 This module is the orchestration only: which files are measured, in what order, and how one file's steps (check,
-load, first call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. What each step does lives
-beside it: runners.settings (how to measure), runners.bundle (manifest, file checks, eval sets), runners.session
-(onnxruntime), runners.stats (latency numbers), runners.memory (RSS), runners.errors (one-sentence errors).
+load, first call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. A run has two parts:
+every file measured once, each in a fresh process (runners.isolation), for its integrity, load time, first call,
+memory and accuracy; then the timing rounds (runners.rounds), where every file's windows sit beside windows of its
+group's dense reference, whose second entry (the A/A control, ``role`` "aa-control") shows the noise floor. What
+each step does lives beside it: runners.settings (how to measure), runners.bundle (manifest, file checks, eval
+sets), runners.session (onnxruntime), runners.stats (latency numbers and intervals), runners.memory (RSS),
+runners.errors (one-sentence errors).
 
 The public entry points (used by ``runner bench`` and by benchmarks/harness code that wants the same numbers):
 
@@ -16,11 +20,13 @@ Never imports torch: this module runs on the device.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gc
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -28,15 +34,21 @@ from typing import Any, Callable
 import numpy as np
 
 from runners import __version__
+from runners import isolation
 from runners.bundle import EvalSets, check_file, load_manifest, resolve
-from runners.contract import RESULT_SCHEMA, is_onnx_format
-from runners.errors import BundleError, FileChanged, ModelError, one_line
+from runners.contract import (RESULT_SCHEMA, ROLE_CONTROL, ROLE_FILE, ROLE_REFERENCE, comparison_group,
+                              dense_references, is_onnx_format)
+from runners.errors import BundleError, ModelError, one_line
 from runners.files import atomic_write
 from runners.memory import MB, PeakMemory, empty_memory
+from runners.rounds import run_rounds
 from runners.session import (check_dependencies, eval_accuracy, make_call, make_session, prime_onnxruntime,
                              session_io, timed_runs)
 from runners.settings import BenchSettings
 from runners.stats import empty_latency, latency_stats
+
+# What a fresh measuring process runs (runners.isolation resolves it by name, JSON in and out).
+ISOLATED_TARGET = "runners.bench:measure_in_fresh_process"
 
 
 def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None) -> dict[str, Any]:
@@ -58,6 +70,9 @@ def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None) -> dict[str
         "memory_mb": empty_memory(),
         "accuracy": None,
         "eval_n": None,
+        "role": ROLE_FILE,
+        "reference": None,
+        "ratio_to_reference": None,
     }
 
 
@@ -66,7 +81,7 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
                times_out: list[float] | None = None) -> dict[str, Any]:
     """Measure one model file. Never raises for a problem with the file: it returns a ``status: error`` entry.
 
-    ``times_out`` receives the raw per-call latencies (seconds) of the timed runs, for pooling with later rounds.
+    ``times_out`` receives the raw per-call latencies (seconds) of the timed runs, for a caller that pools windows.
     """
     bundle = Path(bundle)
     if evals is None:
@@ -128,6 +143,10 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
             "rss_after_load": rss_after / MB,
             "rss_peak": peak / MB,
             "peak_method": mem.method,
+            # the model's own share: what loading it, and loading and running it, added to the process
+            "load_increment": (rss_after - rss_before) / MB,
+            "peak_increment": (peak - rss_before) / MB,
+            "isolation": "none",
         }
 
         # 5. accuracy on the bundled eval set
@@ -147,28 +166,16 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
     return result
 
 
-def retime_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], settings: BenchSettings,
-                evals: EvalSets) -> list[float]:
-    """One more timing window for a file that bench_file measured: its sha256 checked again, a fresh session, its
-    first call and the warm-up untimed, then the timed runs (seconds). Raises ModelError if the file changed or no
-    longer runs."""
-    inputs, _ = evals.get(model.get("eval", model.get("task")))
-    try:
-        path, _, _ = check_file(bundle, file_entry)
-    except ModelError as exc:
-        raise FileChanged(f"a later timing round found the file changed: {one_line(exc)}") from None
-    sess = None
-    try:
-        sess = make_session(path, settings)
-        call = make_call(sess, session_io(sess, model, inputs, settings).feed, settings.api)
-        for _ in range(1 + settings.warmup):
-            call()
-        return timed_runs(call, settings.min_runs, settings.min_seconds)
-    except Exception as exc:  # noqa: BLE001 - the file changed or broke since the first round
-        raise ModelError(f"a later timing round failed: {one_line(exc)}") from None
-    finally:
-        del sess
-        gc.collect()
+def measure_in_fresh_process(bundle: str, model: dict[str, Any], file_entry: dict[str, Any],
+                             settings: dict[str, Any], evals: dict[str, Any]) -> dict[str, Any]:
+    """What each fresh process runs (runners.isolation): onnxruntime started first, so its one-time start-up is
+    nobody's memory or load time, then bench_file on this one file."""
+    bench_settings = BenchSettings(**settings)
+    prime_onnxruntime(bench_settings)
+    entry = bench_file(Path(bundle), model, file_entry, bench_settings, EvalSets(Path(bundle), evals))
+    if entry["memory_mb"].get("isolation") is not None:
+        entry["memory_mb"]["isolation"] = "process"
+    return entry
 
 
 def selected_files(manifest: dict[str, Any], models_glob: str | None = None
@@ -190,35 +197,71 @@ def selected_files(manifest: dict[str, Any], models_glob: str | None = None
 
 def _progress_line(i: int, total: int, entry: dict[str, Any]) -> str:
     head = f"[{i}/{total}] {entry['name']}" + (f" ({entry['file']})" if entry["file"] else "")
+    head += " [A/A control]" if entry.get("role") == ROLE_CONTROL else ""
     if entry["status"] != "ok":
         return f"{head}: ERROR {entry['error']}"
     return f"{head}: p50 {entry['latency_ms']['p50']:.4f} ms, accuracy {100 * entry['accuracy']:.2f}%"
 
 
-def interleaved_rounds(bundle: Path, pairs: list, entries: list[dict[str, Any]], times: list[list[float]],
-                       settings: BenchSettings, evals: EvalSets, progress: Callable[[str], None]) -> None:
-    """Rounds 2..R: every measured file timed again, file after file, so a slow spell on a shared machine lands on
-    all files instead of on whichever file was running. Each entry's latency_ms then pools all R windows and lists
-    each window's p50 (``p50_rounds``), whose spread shows how much the machine drifted."""
-    p50s = [[float(np.median(t)) * 1e3] if t else [] for t in times]
-    for round_no in range(2, settings.rounds + 1):
-        for i, ((model, file_entry), entry) in enumerate(zip(pairs, entries)):
-            if entry["status"] != "ok":
-                continue
-            try:
-                window = retime_file(bundle, model, file_entry, settings, evals)
-            except ModelError as exc:   # what round 1 measured belongs to a file that is no longer there
-                entry.update(status="error", error=one_line(exc), latency_ms=empty_latency(),
-                             memory_mb=empty_memory(), accuracy=None)
-                if isinstance(exc, FileChanged):
-                    entry["sha256_ok"] = False
-                continue
-            times[i].extend(window)
-            p50s[i].append(float(np.median(window)) * 1e3)
-        progress(f"round {round_no}/{settings.rounds} done")
-    for entry, t, rounds in zip(entries, times, p50s):
-        if entry["status"] == "ok":
-            entry["latency_ms"] = {**latency_stats(np.asarray(t) * 1e3), "p50_rounds": rounds}
+@dataclass(frozen=True)
+class Planned:
+    """One entry of the result: a (model, file) pair, its role for the comparisons and the position of its group's
+    reference in the plan (None: no reference to be timed beside it)."""
+
+    model: dict[str, Any]
+    file_entry: dict[str, Any] | None
+    role: str
+    reference: int | None
+
+
+def measuring_plan(pairs: list[tuple[dict[str, Any], dict[str, Any] | None]], aa_control: bool = True
+                   ) -> list[Planned]:
+    """The selected files in manifest order, each with its group's dense reference; with `aa_control`, the
+    reference file once more as a distinct entry after the last file of its group (contract.ROLE_CONTROL)."""
+    refs = dense_references(pairs)
+    last_of_group = {comparison_group(model): i for i, (model, f) in enumerate(pairs) if f is not None}
+    plan: list[tuple[dict[str, Any], dict[str, Any] | None, str, int | None]] = []
+    position: dict[int, int] = {}
+    for i, (model, file_entry) in enumerate(pairs):
+        group = comparison_group(model)
+        ref = refs.get(group) if file_entry is not None else None
+        position[i] = len(plan)
+        plan.append((model, file_entry, ROLE_REFERENCE if ref == i else ROLE_FILE, ref))
+        if aa_control and ref is not None and last_of_group.get(group) == i:
+            plan.append((pairs[ref][0], pairs[ref][1], ROLE_CONTROL, ref))
+    # references as positions in the plan, which the control entries shift
+    return [Planned(model, f, role, None if ref is None else position[ref]) for model, f, role, ref in plan]
+
+
+def _measure_once(bundle: Path, plan: list[Planned], settings: BenchSettings, manifest: dict[str, Any],
+                  evals: EvalSets, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Every planned file measured once (integrity, load, first call, memory, accuracy), each in a fresh process
+    where the platform allows it, else in this one."""
+    fresh = settings.memory_isolation == "process" and isolation.available()
+    if not fresh:
+        prime_onnxruntime(settings)
+    request = {"bundle": str(bundle), "evals": manifest.get("evals") or {},
+               "settings": {name: getattr(settings, name) for name in settings.__dataclass_fields__}}
+    entries: list[dict[str, Any]] = []
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(isolation.FreshProcesses(ISOLATED_TARGET)) if fresh else None
+        for i, item in enumerate(plan, 1):
+            if item.file_entry is None:
+                entry = _entry(item.model, None)
+                entry["error"] = "manifest lists no file with an onnx format for this model"
+            elif server is not None:
+                try:
+                    entry = server.call(model=item.model, file_entry=item.file_entry, **request)
+                except isolation.IsolationError as exc:
+                    entry = _entry(item.model, item.file_entry)
+                    entry["error"] = one_line(exc)
+            else:
+                entry = bench_file(bundle, item.model, item.file_entry, settings, evals)
+            entry["role"] = item.role
+            entry["reference"] = None if item.reference is None else plan[item.reference].file_entry["path"]
+            entries.append(entry)
+            progress(_progress_line(i, len(plan), entry))
+    return entries
 
 
 def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | None = None,
@@ -245,20 +288,12 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     if not pairs:
         raise BundleError(f"No model in {bundle / 'manifest.json'} matches --models {settings.models!r}.")
     check_dependencies()
-    prime_onnxruntime(settings)
     evals = EvalSets(bundle, manifest.get("evals") or {})
-    entries, times = [], []
-    for i, (model, file_entry) in enumerate(pairs, 1):
-        times.append([])
-        if file_entry is None:
-            entry = _entry(model, None)
-            entry["error"] = "manifest lists no file with an onnx format for this model"
-        else:
-            entry = bench_file(bundle, model, file_entry, settings, evals, times_out=times[-1])
-        entries.append(entry)
-        progress(_progress_line(i, len(pairs), entry))
-    if settings.rounds > 1:
-        interleaved_rounds(bundle, pairs, entries, times, settings, evals, progress)
+    plan = measuring_plan(pairs, settings.aa_control)
+    entries = _measure_once(bundle, plan, settings, manifest, evals, progress)
+    prime_onnxruntime(settings)
+    run_rounds(bundle, [(p.model, p.file_entry) for p in plan], [p.reference for p in plan], entries, settings,
+               evals, progress)
     return {
         "schema": RESULT_SCHEMA,
         "bundle": manifest.get("bundle_id"),

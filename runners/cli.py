@@ -1,7 +1,8 @@
 """``runner``: the device-side command line (console script ``runner = runners.cli:main``).
 
     runner bench BUNDLE --out RESULT.json [--threads N] [--batch-size B] [--warmup N] [--min-runs N]
-                 [--min-seconds S] [--api iobinding|run] [--rounds R] [--models GLOB] [--label NAME]
+                 [--min-seconds S] [--api iobinding|run] [--rounds R] [--memory-isolation process|none]
+                 [--aa-control/--no-aa-control] [--models GLOB] [--label NAME]
     runner device            # print this device's facts as JSON
 """
 
@@ -17,7 +18,7 @@ from runners import __version__
 from runners.bench import run_bench, write_result
 from runners.bundle import load_manifest
 from runners.errors import BundleError
-from runners.settings import CALL_APIS, BenchSettings
+from runners.settings import CALL_APIS, MEMORY_ISOLATION, BenchSettings
 
 # Every option's default is the settings type's, so `runner bench` and run_bench(BenchSettings()) measure alike.
 _DEFAULTS = BenchSettings()
@@ -58,15 +59,22 @@ def main() -> None:
 @click.option("--min-runs", type=click.IntRange(min=1), default=_DEFAULTS.min_runs, show_default=True,
               help="Timed runs continue until at least this many ...")
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=_DEFAULTS.min_seconds, show_default=True,
-              help="... and at least this many seconds have passed.")
+              help="... and at least this many seconds have passed (per timing window).")
 @click.option("--api", type=click.Choice(CALL_APIS), default=_DEFAULTS.api, show_default=True,
               help="How each timed call is made: 'iobinding' binds the input once and times the model plus "
                    "onnxruntime's dispatch; 'run' times sess.run(None, feed), as notebooks do (adds the Python "
                    "binding's per-call conversions).")
 @click.option("--rounds", type=click.IntRange(min=1), default=_DEFAULTS.rounds, show_default=True,
-              help="Timing windows per file: after every file is measured once, each is timed again R-1 times, "
-                   "file after file, and its latency pools all windows (latency_ms.p50_rounds lists each "
-                   "window's p50). Spreads a noisy machine's slow spells over all files.")
+              help="Timing windows per file, spread over the whole run, each beside a window of its group's dense "
+                   "reference; latency_ms.p50_rounds lists each window's p50, p50_rounds_ci95 is the interval "
+                   "between windows and ratio_to_reference the paired speed ratio (2 or more for intervals).")
+@click.option("--memory-isolation", type=click.Choice(MEMORY_ISOLATION), default=_DEFAULTS.memory_isolation,
+              show_default=True,
+              help="'process': each file's load, first call, memory and accuracy measured in a fresh process, so "
+                   "its memory does not depend on the files before it; 'none': all in this process.")
+@click.option("--aa-control/--no-aa-control", default=_DEFAULTS.aa_control, show_default=True,
+              help="Time each group's dense reference file again as a distinct entry (role aa-control): the A/A "
+                   "ratio is the noise floor of every comparison.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=_DEFAULTS.eval_batch_size, show_default=True,
               help="Rows per inference when measuring accuracy.")
 @click.option("--models", "models_glob", default=_DEFAULTS.models, metavar="GLOB",
@@ -74,13 +82,13 @@ def main() -> None:
 @click.option("--label", default=None, help="Device label in the result (default: hostname).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")
 def bench(bundle: Path, out: Path, threads: int, batch_size: int, warmup: int, min_runs: int,
-          min_seconds: float, api: str, rounds: int, eval_batch_size: int, models_glob: str | None,
-          label: str | None, strict: bool) -> None:
+          min_seconds: float, api: str, rounds: int, memory_isolation: str, aa_control: bool, eval_batch_size: int,
+          models_glob: str | None, label: str | None, strict: bool) -> None:
     """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
     _check_out(out)
     settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
                              min_seconds=min_seconds, api=api, rounds=rounds, eval_batch_size=eval_batch_size,
-                             models=models_glob)
+                             models=models_glob, memory_isolation=memory_isolation, aa_control=aa_control)
     try:
         manifest = load_manifest(bundle)
         click.echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
