@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
-from runners.contract import (ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest,
-                              validate_result)
+from runners.contract import (ONNX_INT8_DYNAMIC, ROLE_CONTROL, SAME_WEIGHTS_FORMATS, ContractError, format_key,
+                              validate_manifest, validate_result)
 
 
 # A device accuracy further than this from the host's (in percentage points) is flagged in the report.
@@ -171,7 +171,8 @@ def _result_rows(result: Mapping[str, Any], path: Path, index: int, label: str,
         "device": label, "result_path": str(path), "result_index": index,
         "runner_version": result.get("runner_version"), "result_created": result.get("created"),
     })
-    entries = [entry for entry in result["models"] if isinstance(entry, Mapping)]
+    # The A/A control measures the reference's file a second time: it is kept apart (frame.attrs["controls"]).
+    entries = [entry for entry in result["models"] if isinstance(entry, Mapping) and entry.get("role") != ROLE_CONTROL]
     by_file = {entry.get("file"): entry for entry in entries if entry.get("file")}
     by_name_format = {(entry.get("name"), entry.get("format")): entry for entry in entries}
     used: set[int] = set()
@@ -274,13 +275,51 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     frame = add_derived_columns(frame)
     frame = frame.sort_values(["result_index", "order"], kind="stable").reset_index(drop=True)
     frame.attrs = {
+        "controls": control_records(results, frame),
         "host": dict(manifest.get("host") or {}),
         "bundle_dir": str(bundle_dir),
         "bundle_id": manifest["bundle_id"],
         "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity")},
-        "results": [{"path": str(path), "device": label} for path, label in zip(paths, labels)],
+        "results": [{"path": str(path), "device": label, **timing_facts(result)}
+                    for path, label, result in zip(paths, labels, results)],
     }
     return frame
+
+
+def control_records(results: Sequence[Mapping[str, Any]], frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The A/A control entries of every result: {"result_index", "device", "task" (the group of the file, as the
+    frame names it), "name", "file", "status", "ratio_to_reference", "p50_rounds"}."""
+    records = []
+    for index, result in enumerate(results):
+        rows = frame[frame["result_index"].eq(index)]
+        for entry in result["models"]:
+            if not isinstance(entry, Mapping) or entry.get("role") != ROLE_CONTROL:
+                continue
+            same_file = rows[rows["file"].eq(entry.get("file"))]
+            latency = entry.get("latency_ms") if isinstance(entry.get("latency_ms"), Mapping) else {}
+            records.append({
+                "result_index": index, "device": same_file["device"].iloc[0] if len(same_file) else None,
+                "task": same_file["task"].iloc[0] if len(same_file) else None, "name": entry.get("name"),
+                "file": entry.get("file"), "status": entry.get("status"),
+                "ratio_to_reference": entry.get("ratio_to_reference"), "p50_rounds": latency.get("p50_rounds"),
+            })
+    return records
+
+
+def timing_facts(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What a result's timing holds, so the report can label results of older runners: "rounds" (windows per file;
+    1 before runner 0.3), "paired" (windows beside reference windows, runner 0.4), "control" (an A/A entry)."""
+    entries = [e for e in result["models"] if isinstance(e, Mapping)]
+    settings = result.get("settings") or {}
+    return {
+        "rounds": settings.get("rounds") or 1,
+        "paired": any(isinstance(e.get("latency_ms"), Mapping) and "reference_p50_rounds" in e["latency_ms"]
+                      for e in entries),
+        "control": any(e.get("role") == ROLE_CONTROL for e in entries),
+        "memory_isolation": next((e["memory_mb"].get("isolation") for e in entries
+                                  if isinstance(e.get("memory_mb"), Mapping) and e["memory_mb"].get("isolation")),
+                                 None),
+    }
 
 
 def is_missing(value: Any) -> bool:

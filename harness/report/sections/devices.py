@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from harness.report.compare import device_bands, timing_label
 from harness.report.format import DASH, fmt_number, fmt_text, known
 from harness.report.load import call_api, flatten
 from harness.report.render import Block, Heading, Paragraph, Table
@@ -49,12 +50,35 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+MEMORY_ISOLATION_TEXT = {
+    "process": "each file in a fresh process: its own increment, whatever the order",
+    "none": "all files in one process: later files' figures depend on what ran before them",
+}
+
+
+def measuring_facts(frame: pd.DataFrame, result_index: Any) -> dict[str, str]:
+    """Rows of the table that say how one result was measured, so results of older runners are labelled as such."""
+    facts = frame.attrs["results"][int(result_index)]
+    bands = device_bands(frame, result_index)
+    several = len(bands) > 1
+    aa = "; ".join(f"{task}: {band.ratio.text()}" if several else band.ratio.text() for task, band in bands.items())
+    return {
+        "Timing": timing_label(facts.get("rounds"), facts.get("paired", False), facts.get("control", False)),
+        "A/A control (noise floor)": aa or "none in this result",
+        "Memory per file": MEMORY_ISOLATION_TEXT.get(facts.get("memory_isolation"),
+                                                     "not recorded (runner before 0.4: one process for all files)"),
+    }
+
+
 def devices_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     columns: dict[str, dict[str, str]] = {}
     host = flatten({"device": frame.attrs.get("host") or {}})
-    columns["Workstation (training ran here)"] = {"Source": "manifest host (torch)", **hardware_facts(host)}
+    measured_rows = dict.fromkeys(("Timing", "A/A control (noise floor)", "Memory per file"), DASH)
+    columns["Workstation (training ran here)"] = {"Source": "manifest host (torch)", **hardware_facts(host),
+                                                  **measured_rows}
     for _, first in frame.drop_duplicates("device").iterrows():
-        columns[first["device"]] = {"Source": Path(first["result_path"]).name, **hardware_facts(first.to_dict())}
+        columns[first["device"]] = {"Source": Path(first["result_path"]).name, **hardware_facts(first.to_dict()),
+                                    **measuring_facts(frame, first["result_index"])}
     table = pd.DataFrame(columns)
     table.index.name = "Fact"
     table = table.reset_index()
@@ -62,6 +86,8 @@ def devices_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         Heading(2, "Devices"),
         Paragraph("One column per result file; the same machine with other bench settings is a separate device. "
                   "The workstation trained the models and computed the host numbers; it is not a measured device "
-                  "unless one of the result files comes from it."),
+                  "unless one of the result files comes from it. The A/A control is the dense reference file timed "
+                  "as two entries: the ratio of the two, over the rounds, is the noise floor of every latency "
+                  "comparison on that device."),
         Table(display=table, data=table, csv_name="devices.csv"),
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.report.compare import aa_band, band_sentence, noise_mark, ratio_cell, records, speedup
 from harness.report.format import display_frame, fmt_ratio, format_rank, unique_name
 from harness.report.frame import baseline_mask, is_structured, plan_position, sparsity_rate_pct, technique_label
 from harness.report.render import Block, Heading, Paragraph, Table, slug
@@ -39,7 +40,9 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         Paragraph("Structured pruning removes whole neurons, heads, layers or channels, so the exported model has "
                   "fewer parameters. Sparsity Rate = 1 - parameters / parameters of the task's dense baseline. "
                   "Accuracy, latency (p50) and disk size are measured on the device; speed-up and size are relative "
-                  "to the dense baseline's plain ONNX file on the same device."),
+                  "to the dense baseline's plain ONNX file on the same device. A speed-up is the median over rounds "
+                  "of the ratio of two windows timed next to each other, with its 95% interval (t on the log "
+                  "ratios); one inside the A/A band is marked within noise."),
     ]
     csv_names: set[str] = set()
     found = False
@@ -55,11 +58,18 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         structured = is_structured(chosen)
         chosen = chosen.assign(variant=chosen["series"].where(structured, ""),
                                position=plan_position(chosen).where(structured, -1))
-        agg = (chosen.groupby(["technique", "variant", "format"], sort=False, dropna=False)
-               [["position", *MEASURES]].mean().reset_index())
+        groups = chosen.groupby(["technique", "variant", "format"], sort=False, dropna=False)
+        agg = groups[["position", *MEASURES]].mean().reset_index()
+        dense_rows = records(rows[baseline_mask(rows) & rows["format"].eq(ONNX) & rows["status"].eq("ok")])
+        band = aa_band(frame, rows["result_index"].iloc[0], task)
+        ratios = [speedup(records(group), dense_rows) for _, group in groups]
+        agg["speedup"] = [np.nan if r is None else r.median for r in ratios]
+        agg["speedup_ci95"] = [None if r is None else r.ci95 for r in ratios]
+        agg["speedup_method"] = [None if r is None else r.method for r in ratios]
+        agg["within_noise"] = [noise_mark(r, band) == "within noise" for r in ratios]
+        agg["speedup_text"] = [ratio_cell(r, band) for r in ratios]
         agg = agg.sort_values(["format", "position"], key=_format_ranks, kind="stable")
         agg = agg.drop(columns=["variant", "position"])
-        agg["speedup"] = base["latency_p50_ms"] / agg["latency_p50_ms"] if base is not None else np.nan
         agg["size_ratio"] = agg["disk_mb"] / base["disk_mb"] if base is not None else np.nan
         display = display_frame(agg, [
             ("Structure Pruned", "technique", None),
@@ -68,11 +78,12 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             ("Accuracy (%)", "device_accuracy_pct", ".2f"),
             ("Latency (s)", "latency_p50_s", ".3g"),
             ("Disk Size (MB)", "disk_mb", ".4g"),
-            ("Speed-up vs dense", "speedup", fmt_ratio),
+            ("Speed-up vs dense [95%]", "speedup_text", None),
             ("Size vs dense", "size_ratio", fmt_ratio),
         ])
         blocks.append(Heading(3, f"{device} · {task}"))
-        blocks.append(Table(display=display, data=agg.assign(device=device, task=task),
+        blocks.append(Paragraph(band_sentence(band)))
+        blocks.append(Table(display=display, data=agg.drop(columns="speedup_text").assign(device=device, task=task),
                             csv_name=unique_name(f"structured-{slug(device)}-{slug(task)}", ".csv", csv_names)))
         if base is None:
             blocks.append(Paragraph("No dense baseline was measured on this device, so speed-up and size are not "
