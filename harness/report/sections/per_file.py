@@ -58,7 +58,8 @@ def per_file_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             "p50_ms": rows["latency_ms.p50"],
             "p50_rounds": column(rows, "latency_ms.p50_rounds"),
             # runner 0.3 listed the windows without their interval: the same t interval, computed here
-            "between_windows_ci95": [given if isinstance(given, list) else log_t_interval(windows or [])
+            "between_windows_ci95": [given if isinstance(given, list)
+                                     else log_t_interval(windows) if isinstance(windows, list) else None
                                      for given, windows in zip(column(rows, "latency_ms.p50_rounds_ci95"),
                                                                column(rows, "latency_ms.p50_rounds"))],
             "within_window_ci95": column(rows, "latency_ms.p50_ci95"),
