@@ -102,72 +102,81 @@ def timing_units(references: list[int | None], entries: list[dict[str, Any]]) ->
     return units
 
 
+class RoundRunner:
+    """The state of one run's timing rounds: the plan's (model, file) pairs, their entries (failures are written into
+    them) and what each entry's windows collected."""
+
+    def __init__(self, bundle: Path, pairs: list[tuple[dict[str, Any], dict[str, Any]]],
+                 entries: list[dict[str, Any]], settings: BenchSettings, evals: EvalSets) -> None:
+        self.bundle, self.pairs, self.entries, self.settings, self.evals = bundle, pairs, entries, settings, evals
+        self.timed = [Timed() for _ in entries]
+
+    def open(self, i: int) -> OpenFile | None:
+        """Entry i ready to time, or None after turning it into an error entry."""
+        try:
+            return OpenFile(self.bundle, *self.pairs[i], self.settings, self.evals)
+        except ModelError as exc:
+            _fail(self.entries[i], exc)
+            return None
+
+    def record(self, i: int, window: list[float], beside: list[float] | None) -> None:
+        self.timed[i].times.extend(window)
+        self.timed[i].p50s.append(_median_ms(window))
+        self.timed[i].reference_p50s.append(None if beside is None else _median_ms(beside))
+
+    def time_alone(self, i: int) -> None:
+        opened = self.open(i)
+        if opened is None:
+            return
+        try:
+            self.record(i, opened.window(), None)
+        finally:
+            opened.close()
+
+    def time_group(self, ref: int, members: list[int], swap: bool) -> None:
+        """One window of each member, each beside a window of the reference (in swapped order when `swap`)."""
+        reference = self.open(ref)
+        if reference is None:
+            for i in members:
+                self.time_alone(i)
+            return
+        ref_times: list[float] = []
+        try:
+            if not members:
+                ref_times.extend(reference.window())
+            for i in members:
+                opened = self.open(i)
+                if opened is None:
+                    continue
+                try:
+                    if swap:
+                        window, beside = opened.window(), reference.window()
+                    else:
+                        beside, window = reference.window(), opened.window()
+                finally:
+                    opened.close()
+                ref_times.extend(beside)
+                self.record(i, window, beside)
+        finally:
+            reference.close()
+        self.record(ref, ref_times, None)
+
+
 def run_rounds(bundle: Path, pairs: list[tuple[dict[str, Any], dict[str, Any]]], references: list[int | None],
                entries: list[dict[str, Any]], settings: BenchSettings, evals: EvalSets,
                progress: Callable[[str], None]) -> None:
     """Time every measured entry in settings.rounds rounds and write its latency from them (see the module)."""
-    timed = [Timed() for _ in entries]
+    runner = RoundRunner(bundle, pairs, entries, settings, evals)
     for round_index in range(settings.rounds):
         for ref, members in timing_units(references, entries):
             if ref is None:
-                _time_alone(bundle, pairs, members[0], entries, timed, settings, evals)
+                runner.time_alone(members[0])
             else:
-                _time_group(bundle, pairs, ref, members, entries, timed, settings, evals, swap=round_index % 2 == 1)
+                runner.time_group(ref, members, swap=round_index % 2 == 1)
         progress(f"round {round_index + 1}/{settings.rounds} done")
-    for i, (entry, t) in enumerate(zip(entries, timed)):
+    for i, (entry, t) in enumerate(zip(entries, runner.timed)):
         if entry["status"] == "ok" and t.times:
             _summarise(entry, t, paired=references[i] is not None and references[i] != i)
-
-
-def _time_alone(bundle, pairs, i, entries, timed, settings, evals) -> None:
-    try:
-        opened = OpenFile(bundle, *pairs[i], settings, evals)
-    except ModelError as exc:
-        _fail(entries[i], exc)
-        return
-    try:
-        window = opened.window()
-    finally:
-        opened.close()
-    timed[i].times.extend(window)
-    timed[i].p50s.append(_median_ms(window))
-    timed[i].reference_p50s.append(None)
-
-
-def _time_group(bundle, pairs, ref, members, entries, timed, settings, evals, swap: bool) -> None:
-    try:
-        reference = OpenFile(bundle, *pairs[ref], settings, evals)
-    except ModelError as exc:
-        _fail(entries[ref], exc)
-        for i in members:
-            _time_alone(bundle, pairs, i, entries, timed, settings, evals)
-        return
-    ref_times: list[float] = []
-    try:
-        if not members:
-            ref_times.extend(reference.window())
-        for i in members:
-            try:
-                opened = OpenFile(bundle, *pairs[i], settings, evals)
-            except ModelError as exc:
-                _fail(entries[i], exc)
-                continue
-            try:
-                if swap:
-                    window, beside = opened.window(), reference.window()
-                else:
-                    beside, window = reference.window(), opened.window()
-            finally:
-                opened.close()
-            ref_times.extend(beside)
-            timed[i].times.extend(window)
-            timed[i].p50s.append(_median_ms(window))
-            timed[i].reference_p50s.append(_median_ms(beside))
-    finally:
-        reference.close()
-    timed[ref].times.extend(ref_times)
-    timed[ref].p50s.append(_median_ms(ref_times))
-    timed[ref].reference_p50s.append(None)
 
 
 def _summarise(entry: dict[str, Any], t: Timed, paired: bool) -> None:
