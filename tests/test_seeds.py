@@ -144,3 +144,19 @@ def test_calibration_rows_are_sampled_by_their_own_stream(tiny_task):
     assert len(x0) == 32 and not np.array_equal(x0, first_x) and not np.array_equal(x0, x1)
     rows = [int(np.flatnonzero((tiny_task.train_x == row).all(1))[0]) for row in x0]
     assert rows == sorted(set(rows)) and np.array_equal(y0, tiny_task.train_y[rows])
+
+
+def test_exports_ask_for_split_streams():
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+    from harness.experiments.settings import PROFILES
+    from harness.pipeline import ExportSettings, train_settings
+    from harness.plans import PLANS
+
+    assert ExportSettings().seed_streams == SPLIT
+    assert train_settings(PLANS["mnist"], PROFILES["quick"], 3).streams.mode == SPLIT
+    options = {p.name: p for p in cli.commands["export"].params}
+    assert options["seed_streams"].default == SPLIT and set(options["seed_streams"].type.choices) == {SHARED, SPLIT}
+    help_text = CliRunner().invoke(cli, ["export", "--help"]).output
+    assert "--seed-streams" in help_text
