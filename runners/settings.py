@@ -48,5 +48,5 @@ class BenchSettings:
         d["p50_ci95_method"] = CI_METHOD + ", within the pooled windows: a diagnostic, not the file's interval"
         d["p50_rounds_ci95_method"] = ROUNDS_CI_METHOD
         d["ratio_ci95_method"] = RATIO_CI_METHOD
-        d["peak_memory_scope"] = "session load + first inference + warm-up + one timed window"
+        d["peak_memory_scope"] = "session load + first inference + warm-up + min_runs timed calls"
         return d
