@@ -19,6 +19,7 @@ from harness.report.sections.quantization import quantization_rows
 from test_report import measurement, section, synthetic_manifest, synthetic_result, write_json
 
 DEVICE = "pi5 (threads 0, batch 1)"
+DEVICE_AUTO = "pi5 (threads auto, batch 1)"
 
 
 def file(name, fmt, nbytes):
@@ -155,6 +156,8 @@ def test_methods_paragraph(rich):
     # (sqrt(0.14^2/2 + 1.21^2) = 1.21 points); random is 7 points below both: established.
     assert "Not established over these seeds" in methods and "l1 vs wanda (0.40 points)" in methods
     assert "random (" not in methods.split("Not established")[1]
+    # wanda and random have one seed: their lab table says what one seed cannot establish
+    assert "Rows with one seed have no spread of their own" in section(rich["md"], f"### {DEVICE_AUTO} · repeated")
 
 
 def test_method_differences_are_judged_by_the_seeds_spread():

@@ -25,6 +25,11 @@ SEED_SPREAD_SOURCE = "repeated L1 pruning of the MNIST FFN at 86.5%, 12 seeds, b
 ESTABLISHED_Z = 2.0
 
 
+ONE_SEED_NOTE = (f"Rows with one seed have no spread of their own: accuracy differences below the measured seed "
+                 f"spread ({SEED_SPREAD_PP:.2f} points, {SEED_SPREAD_SOURCE}) are not established by them. "
+                 "Run `SEEDS=N make export` (docs/methods.md says how many seeds a claim needs).")
+
+
 def spread_used(std: float, n_seeds: int) -> float:
     """The seed spread a method's mean is judged with: its own sample std over 2+ seeds, else SEED_SPREAD_PP."""
     return float(std) if n_seeds >= 2 and not math.isnan(std) else SEED_SPREAD_PP
@@ -125,11 +130,7 @@ def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         ("Seeds", "n_seeds", fmt_int),
         ("Accuracy (%) host", "host_accuracy_pct", ".2f"),
     ])
-    notes = []
-    if (data["n_seeds"] < 2).any():
-        notes.append(f"Rows with one seed have no spread of their own: differences below the measured seed spread "
-                     f"({SEED_SPREAD_PP:.2f} points, {SEED_SPREAD_SOURCE}) are not established by them. "
-                     "Run `SEEDS=N make export` (docs/methods.md says how many seeds a claim needs).")
+    notes = [ONE_SEED_NOTE] if (data["n_seeds"] < 2).any() else []
     return [
         Heading(2, "Pruning methods compared"),
         Paragraph("Device accuracy of the plain ONNX file of each method at the highest sparsity (rounded to 1%) "
