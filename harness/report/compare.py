@@ -192,6 +192,17 @@ def device_bands(frame: pd.DataFrame, result_index: Any) -> dict[str, AABand]:
     return {task: band for task, band in bands.items() if band is not None}
 
 
+def device_noise_note(frame: pd.DataFrame, result_index: Any) -> str:
+    """One sentence for a device's sections that show latencies without comparing them: its A/A band(s)."""
+    bands = device_bands(frame, result_index)
+    if not bands:
+        return NO_CONTROL
+    listed = "; ".join(f"{task} {band.ratio.text()}" if len(bands) > 1 else band.ratio.text()
+                       for task, band in bands.items())
+    return (f"A/A control on this device (the dense file against itself): {listed}; latencies that differ by less "
+            "than that band are not different.")
+
+
 def noise_mark(ratio: Ratio | None, band: AABand | None) -> str:
     """"within noise" when the ratio lies inside the A/A band, "" otherwise (or without a band)."""
     return "within noise" if band is not None and band.contains(ratio) else ""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.report.compare import device_noise_note
 from harness.report.format import (DASH, FLAG, display_frame, fmt_int, fmt_mean_std, fmt_text, known, mean_std,
                                     unique_name)
 from harness.report.frame import aggregate_seeds, seeds_column, task_column
@@ -108,7 +109,8 @@ def lab_tables_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             blocks.append(Heading(3, f"{device} · {experiment or 'no experiment'}"))
             blocks.append(Table(display=lab_display(agg), data=csv,
                                 csv_name=csv_name))
-            notes = [_settings_note(rows), *_mismatch_notes(rows)]
+            notes = [_settings_note(rows), device_noise_note(frame, rows["result_index"].iloc[0]),
+                     *_mismatch_notes(rows)]
             if experiment in experiments_where("compared") and (agg["n_seeds"] < 2).any():
                 notes.append(ONE_SEED_NOTE)
             blocks.append(Notes(tuple(notes)))
