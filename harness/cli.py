@@ -30,7 +30,7 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--model", "user_model", default=None, metavar="MODULE:FUNCTION",
               help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
-@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default 0.33).")
+@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default: the plugin's, else 0.33).")
 @click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
 @click.option("--seed-streams", type=click.Choice(SEED_STREAM_MODES), default=DEFAULT_SEED_STREAMS, show_default=True,
               help="split: init, data order, dropout and calibration each draw from their own seed derived from the "
@@ -54,7 +54,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     data_dir = resolve_data_dir(data_dir)
     if user_model:
         from harness.plugins import user_plan
-        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, 0.33 if amount is None else amount,
+        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, amount,
                                                                  rounds, data_dir),))
     elif amount is not None or rounds is not None:
         raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")
@@ -66,7 +66,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
         run = run_experiments(settings)
         int8 = int8_selection([v for v, _ in run.variants])
-        exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
+        exports = [(_export_named(export_variant, v, task, v.name in int8), task) for v, task in run.variants]
     except OSError as exc:
         raise EdgepruneError(f"could not write a file the export needs ({_reason(exc)}); finished runs are kept "
                              f"and resume on the next export.") from exc
@@ -77,12 +77,23 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
                              f"so export again with another --out.") from exc
 
 
+def _export_named(export_variant, variant, task, int8: bool):
+    """export_variant, with a graph that cannot run the eval batch named by its variant in the one sentence."""
+    from exporters.onnx_export import ExportCheckError
+
+    try:
+        return export_variant(variant, task, int8=int8)
+    except ExportCheckError as exc:
+        raise EdgepruneError(f"variant {variant.name}: {exc}") from exc
+
+
 def _reason(exc: OSError) -> str:
     return f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
 
 
 def _files_not_in_bundle(out: Path) -> list[str]:
     """Files under an existing bundle folder that its manifest does not list (e.g. a result saved inside it)."""
+    from runners.bundle import carried_wheel_paths
     from runners.package import RUNNER_FILES
 
     from runners.contract import ContractError, listed_paths, validate_manifest
@@ -94,7 +105,7 @@ def _files_not_in_bundle(out: Path) -> list[str]:
         problem = str(exc) if isinstance(exc, ContractError) else f"cannot be read ({exc})"
         raise EdgepruneError(f"--out {out} has a manifest.json that {problem}, so exporting could delete files it "
                              f"does not know; choose another --out or empty it.") from exc
-    listed |= {"manifest.json", *RUNNER_FILES}
+    listed |= {"manifest.json", *RUNNER_FILES, *carried_wheel_paths(out)}
     present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
     return [p for p in present if p not in listed]
 

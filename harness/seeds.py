@@ -89,6 +89,12 @@ class SeedStreams:
             return self.pruning + iteration
         return derived_seed(self.pruning, iteration)
 
+    def structured_seed(self) -> int:
+        """The seed of a structured pruning step's own randomness (random importance): the run seed itself for
+        shared streams, as before, which torch's data-order generator also drew from; the pruning stream's for
+        split ones (round 0: no round of repeated pruning or IMP uses it)."""
+        return self.seed if self.mode == SHARED else derived_seed(self.pruning, 0)
+
     def calibration_rows(self, n_rows: int, samples: int) -> np.ndarray:
         """Indices of the training rows in the calibration batch: the first `samples` rows for shared streams, a
         sample without replacement (in ascending order) drawn by the calibration stream for split ones."""

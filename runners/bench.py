@@ -1,18 +1,20 @@
 """Measure every ONNX file of a bundle: integrity, load time, latency, memory, on-device accuracy.
 
-This module is the orchestration only: which files are measured, in what order, and how one file's steps (check,
-load, first call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. A run has two parts:
-every file measured once, each in a fresh process (runners.isolation), for its integrity, load time, first call,
+This module is the orchestration only: which files are measured with which execution providers, in what order
+(file-major: every file with each provider, one after the other), and how one file's steps (check, load, first
+call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. A run has two parts: every (file,
+provider) measured once, each in a fresh process (runners.isolation), for its integrity, load time, first call,
 memory and accuracy; then the timing rounds (runners.rounds), where every file's windows sit beside windows of its
-group's dense reference, whose second entry (the A/A control, ``role`` "aa-control") shows the noise floor. What
-each step does lives beside it: runners.settings (how to measure), runners.bundle (manifest, file checks, eval
-sets), runners.session (onnxruntime), runners.stats (latency numbers and intervals), runners.memory (RSS),
-runners.errors (one-sentence errors).
+group's dense reference with the same provider, whose second entry (the A/A control, ``role`` "aa-control") shows
+the noise floor. What each step does lives beside it: runners.settings (how to measure), runners.providers (which
+providers), runners.bundle (manifest, file checks, eval sets), runners.session (onnxruntime), runners.stats (latency
+numbers and intervals), runners.memory (RSS), runners.thermal (the CPU's state before, during and after),
+runners.device (device facts), runners.errors (one-sentence errors).
 
 The public entry points (used by ``runner bench`` and by benchmarks/harness code that wants the same numbers):
 
 * :func:`run_bench` -- measure a bundle, return the ``edgeprune.result/1`` dict.
-* :func:`bench_file` -- measure one (model, file) pair, return one entry of ``result["models"]``.
+* :func:`bench_file` -- measure one (model, file, provider), return one entry of ``result["models"]``.
 * :func:`write_result` -- write a result atomically.
 
 Never imports torch: this module runs on the device.
@@ -33,31 +35,35 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runners import __version__
-from runners import isolation
+from runners import __version__, isolation
 from runners.bundle import EvalSets, check_file, load_manifest, resolve
 from runners.contract import (RESULT_SCHEMA, ROLE_CONTROL, ROLE_FILE, ROLE_REFERENCE, comparison_group,
                               dense_references, is_onnx_format)
 from runners.errors import BundleError, ModelError, one_line
 from runners.files import atomic_write
-from runners.memory import MB, PeakMemory, empty_memory
+from runners.memory import PeakMemory, empty_memory, in_mb
+from runners.providers import effective_options, resolve_installed, short_name
 from runners.rounds import run_rounds
 from runners.session import (check_dependencies, eval_accuracy, make_call, make_session, prime_onnxruntime,
-                             session_io, timed_runs)
+                             session_io, session_options, session_record, timed_runs)
 from runners.settings import BenchSettings
 from runners.stats import empty_latency, latency_stats
+from runners.thermal import current_mhz, during_run, snapshot
 
 # What a fresh measuring process runs (runners.isolation resolves it by name, JSON in and out).
 ISOLATED_TARGET = "runners.bench:measure_in_fresh_process"
 
 
-def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None) -> dict[str, Any]:
+def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None, provider: str | None = None
+           ) -> dict[str, Any]:
     """A file's result entry before it is measured: every key of the result format present, status error."""
     fe = file_entry or {}
     return {
         "name": model.get("name"),
         "file": fe.get("path"),
         "format": fe.get("format"),
+        "provider": provider,
+        "session_providers": None,
         "status": "error",
         "error": None,
         "sha256": fe.get("sha256"),
@@ -70,23 +76,35 @@ def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None) -> dict[str
         "memory_mb": empty_memory(),
         "accuracy": None,
         "eval_n": None,
+        "cpu_mhz": None,
         "role": ROLE_FILE,
         "reference": None,
         "ratio_to_reference": None,
     }
 
 
+def _mean_mhz(values: list[float | None]) -> float | None:
+    known = [v for v in values if v]
+    return round(sum(known) / len(known), 1) if known else None
+
+
 def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], settings: BenchSettings,
                evals: EvalSets | None = None, manifest: dict[str, Any] | None = None,
-               times_out: list[float] | None = None) -> dict[str, Any]:
-    """Measure one model file. Never raises for a problem with the file: it returns a ``status: error`` entry.
+               times_out: list[float] | None = None, provider: str | None = None,
+               mhz_out: list[list[float | None]] | None = None,
+               options_out: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """Measure one model file with one execution provider (default: the settings' first). Never raises for a
+    problem with the file: it returns a ``status: error`` entry.
 
-    ``times_out`` receives the raw per-call latencies (seconds) of the timed runs, for a caller that pools windows.
+    ``times_out`` receives the raw per-call latencies (seconds) of the timed runs, for a caller that pools windows;
+    ``mhz_out`` each core's frequency right after them; ``options_out`` the provider's options as onnxruntime
+    reports them for this session (once per provider).
     """
     bundle = Path(bundle)
+    provider = provider or settings.providers[0]
     if evals is None:
         evals = EvalSets(bundle, (manifest or {}).get("evals", {}) or {})
-    result = _entry(model, file_entry)
+    result = _entry(model, file_entry, provider)
     sess = None
     try:
         # 1. integrity
@@ -112,10 +130,16 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
         mem.reset()
         t0 = time.perf_counter()
         try:
-            sess = make_session(path, settings)
-        except Exception as exc:  # noqa: BLE001 - corrupt/unsupported model
-            raise ModelError(f"onnxruntime could not load {file_entry['path']}: {one_line(exc)}") from None
+            sess = make_session(path, settings, provider)
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - corrupt/unsupported model, or a provider that cannot run it
+            raise ModelError(f"onnxruntime could not load {file_entry['path']} with {provider}: "
+                             f"{one_line(exc)}") from None
         result["session_ms"] = (time.perf_counter() - t0) * 1e3
+        result["session_providers"] = list(sess.get_providers())
+        if options_out is not None and provider not in options_out:
+            options_out[provider] = dict(effective_options(sess, provider))
         rss_after = mem.rss()
 
         io = session_io(sess, model, inputs, settings)
@@ -134,18 +158,23 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
             call()
         mem.rss()
         times = timed_runs(call, settings.min_runs, settings.min_seconds)
+        mhz = current_mhz()
         peak = mem.peak()
         if times_out is not None:
             times_out.extend(times)
+        if mhz_out is not None:
+            mhz_out.append(mhz)
+        result["cpu_mhz"] = _mean_mhz(mhz)
         result["latency_ms"] = latency_stats(np.asarray(times) * 1e3)
+        known = rss_before is not None and rss_after is not None and peak is not None
         result["memory_mb"] = {
-            "rss_before": rss_before / MB,
-            "rss_after_load": rss_after / MB,
-            "rss_peak": peak / MB,
+            "rss_before": in_mb(rss_before),
+            "rss_after_load": in_mb(rss_after),
+            "rss_peak": in_mb(peak),
             "peak_method": mem.method,
             # the model's own share: what loading it, and loading and running it, added to the process
-            "load_increment": (rss_after - rss_before) / MB,
-            "peak_increment": (peak - rss_before) / MB,
+            "load_increment": in_mb(rss_after - rss_before) if known else None,
+            "peak_increment": in_mb(peak - rss_before) if known else None,
             "isolation": "none",
         }
 
@@ -167,15 +196,19 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
 
 
 def measure_in_fresh_process(bundle: str, model: dict[str, Any], file_entry: dict[str, Any],
-                             settings: dict[str, Any], evals: dict[str, Any]) -> dict[str, Any]:
+                             settings: dict[str, Any], evals: dict[str, Any], provider: str) -> dict[str, Any]:
     """What each fresh process runs (runners.isolation): onnxruntime started first, so its one-time start-up is
-    nobody's memory or load time, then bench_file on this one file."""
+    nobody's memory or load time, then bench_file on this one file; returns {"entry", "mhz", "options"} (the
+    core frequencies after its timed calls, the provider's effective options)."""
     bench_settings = BenchSettings(**settings)
     prime_onnxruntime(bench_settings)
-    entry = bench_file(Path(bundle), model, file_entry, bench_settings, EvalSets(Path(bundle), evals))
+    mhz: list[list[float | None]] = []
+    options: dict[str, dict[str, str]] = {}
+    entry = bench_file(Path(bundle), model, file_entry, bench_settings, EvalSets(Path(bundle), evals),
+                       provider=provider, mhz_out=mhz, options_out=options)
     if entry["memory_mb"].get("isolation") is not None:   # null where the file could not be measured
         entry["memory_mb"]["isolation"] = "process"
-    return entry
+    return {"entry": entry, "mhz": mhz, "options": options}
 
 
 def selected_files(manifest: dict[str, Any], models_glob: str | None = None
@@ -195,48 +228,61 @@ def selected_files(manifest: dict[str, Any], models_glob: str | None = None
     return pairs
 
 
-def _progress_line(i: int, total: int, entry: dict[str, Any]) -> str:
+def _progress_line(i: int, total: int, entry: dict[str, Any], several_providers: bool = False) -> str:
     head = f"[{i}/{total}] {entry['name']}" + (f" ({entry['file']})" if entry["file"] else "")
+    if several_providers and entry.get("provider"):
+        head += f" [{short_name(entry['provider'])}]"
     head += " [A/A control]" if entry.get("role") == ROLE_CONTROL else ""
     if entry["status"] != "ok":
         return f"{head}: ERROR {entry['error']}"
     return f"{head}: p50 {entry['latency_ms']['p50']:.4f} ms, accuracy {100 * entry['accuracy']:.2f}%"
 
 
-@dataclasses.dataclass(frozen=True)
-class Planned:
-    """One entry of the result: a (model, file) pair, its role for the comparisons and the position of its group's
-    reference in the plan (None: no reference to be timed beside it)."""
+@dataclasses.dataclass
+class Job:
+    """One entry of the result: a (model, file, provider) measurement, its role for the comparisons and the position
+    in the run's jobs of its group's reference with the same provider (None: no reference to be timed beside it)."""
 
     model: dict[str, Any]
     file_entry: dict[str, Any] | None
-    role: str
-    reference: int | None
+    provider: str
+    role: str = ROLE_FILE
+    reference: int | None = None
+    entry: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def measuring_plan(pairs: list[tuple[dict[str, Any], dict[str, Any] | None]], aa_control: bool = True
-                   ) -> list[Planned]:
-    """The selected files in manifest order, each with its group's dense reference; with `aa_control`, the
-    reference file once more as a distinct entry after the last file of its group (contract.ROLE_CONTROL)."""
+def measuring_plan(pairs: list[tuple[dict[str, Any], dict[str, Any] | None]], providers: tuple[str, ...],
+                   aa_control: bool = True) -> list[Job]:
+    """The selected files in manifest order, each with every provider (file-major), each with its group's dense
+    reference under the same provider; with `aa_control`, the reference file once more per provider, as a distinct
+    entry after the last file of its group (contract.ROLE_CONTROL)."""
     refs = dense_references(pairs)
     last_of_group = {comparison_group(model): i for i, (model, f) in enumerate(pairs) if f is not None}
-    plan: list[tuple[dict[str, Any], dict[str, Any] | None, str, int | None]] = []
-    position: dict[int, int] = {}
+    jobs: list[Job] = []
+    position: dict[tuple[int, str], int] = {}
+    controls: list[Job] = []
     for i, (model, file_entry) in enumerate(pairs):
         group = comparison_group(model)
         ref = refs.get(group) if file_entry is not None else None
-        position[i] = len(plan)
-        plan.append((model, file_entry, ROLE_REFERENCE if ref == i else ROLE_FILE, ref))
+        for provider in providers:
+            position[(i, provider)] = len(jobs)
+            jobs.append(Job(model, file_entry, provider, ROLE_REFERENCE if ref == i else ROLE_FILE, ref))
         if aa_control and ref is not None and last_of_group.get(group) == i:
-            plan.append((pairs[ref][0], pairs[ref][1], ROLE_CONTROL, ref))
-    # references as positions in the plan, which the control entries shift
-    return [Planned(model, f, role, None if ref is None else position[ref]) for model, f, role, ref in plan]
+            for provider in providers:
+                controls.append(Job(pairs[ref][0], pairs[ref][1], provider, ROLE_CONTROL, ref))
+                jobs.append(controls[-1])
+    # references as positions in the jobs (each provider's own), which the control entries shift
+    for job in jobs:
+        if job.reference is not None:
+            job.reference = position[(job.reference, job.provider)]
+    return jobs
 
 
-def _measure_once(bundle: Path, plan: list[Planned], settings: BenchSettings, manifest: dict[str, Any],
-                  evals: EvalSets, progress: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Every planned file measured once (integrity, load, first call, memory, accuracy), each in a fresh process
-    where the platform allows it, else in this one."""
+def _measure_once(bundle: Path, jobs: list[Job], settings: BenchSettings, manifest: dict[str, Any],
+                  evals: EvalSets, progress: Callable[[str], None], mhz_out: list[list[float | None]],
+                  options_out: dict[str, dict[str, str]]) -> None:
+    """Every job measured once (integrity, load, first call, memory, accuracy), each in a fresh process where the
+    platform allows it, else in this one; fills job.entry."""
     fresh = settings.memory_isolation == "process" and isolation.available()
     if not fresh:
         prime_onnxruntime(settings)
@@ -244,26 +290,45 @@ def _measure_once(bundle: Path, plan: list[Planned], settings: BenchSettings, ma
     # min_runs of them, without the min_seconds a timing window waits for.
     once = dataclasses.replace(settings, min_seconds=0.0)
     request = {"bundle": str(bundle), "evals": manifest.get("evals") or {}, "settings": dataclasses.asdict(once)}
-    entries: list[dict[str, Any]] = []
+    several = len(settings.providers) > 1
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(isolation.FreshProcesses(ISOLATED_TARGET)) if fresh else None
-        for i, item in enumerate(plan, 1):
-            if item.file_entry is None:
-                entry = _entry(item.model, None)
-                entry["error"] = "manifest lists no file with an onnx format for this model"
+        for i, job in enumerate(jobs, 1):
+            if job.file_entry is None:
+                job.entry = _entry(job.model, None, job.provider)
+                job.entry["error"] = "manifest lists no file with an onnx format for this model"
             elif server is not None:
                 try:
-                    entry = server.call(model=item.model, file_entry=item.file_entry, **request)
+                    answer = server.call(model=job.model, file_entry=job.file_entry, provider=job.provider,
+                                         **request)
+                    job.entry = answer["entry"]
+                    mhz_out.extend(answer["mhz"])
+                    for provider, options in answer["options"].items():
+                        options_out.setdefault(provider, options)
                 except isolation.IsolationError as exc:
-                    entry = _entry(item.model, item.file_entry)
-                    entry["error"] = one_line(exc)
+                    job.entry = _entry(job.model, job.file_entry, job.provider)
+                    job.entry["error"] = one_line(exc)
             else:
-                entry = bench_file(bundle, item.model, item.file_entry, once, evals)
-            entry["role"] = item.role
-            entry["reference"] = None if item.reference is None else plan[item.reference].file_entry["path"]
-            entries.append(entry)
-            progress(_progress_line(i, len(plan), entry))
-    return entries
+                job.entry = bench_file(bundle, job.model, job.file_entry, once, evals, provider=job.provider,
+                                       mhz_out=mhz_out, options_out=options_out)
+            job.entry["role"] = job.role
+            job.entry["reference"] = None if job.reference is None else jobs[job.reference].file_entry["path"]
+            progress(_progress_line(i, len(jobs), job.entry, several))
+
+
+def resolve_providers(settings: BenchSettings) -> tuple[BenchSettings, dict[str, str]]:
+    """The settings with onnxruntime's names for the providers this build offers, and one sentence per requested
+    provider it does not; BundleError (nothing to measure) when none of them is offered."""
+    resolution = resolve_installed(settings.providers)
+    if not resolution.chosen:
+        raise BundleError("; ".join(resolution.unavailable.values()) + ".")
+    options = {}
+    for name, values in settings.provider_options.items():
+        chosen = next((p for p in resolution.chosen if p == name or short_name(p) == name.lower()), None)
+        if chosen is not None:
+            options[chosen] = dict(values)
+    return dataclasses.replace(settings, providers=tuple(resolution.chosen), provider_options=options), \
+        resolution.unavailable
 
 
 def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | None = None,
@@ -290,21 +355,33 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     if not pairs:
         raise BundleError(f"No model in {bundle / 'manifest.json'} matches --models {settings.models!r}.")
     check_dependencies()
+    settings, unavailable = resolve_providers(settings)
+    for sentence in unavailable.values():
+        progress(f"not measured: {sentence}")
+    before = snapshot()
     evals = EvalSets(bundle, manifest.get("evals") or {})
-    plan = measuring_plan(pairs, settings.aa_control)
-    entries = _measure_once(bundle, plan, settings, manifest, evals, progress)
+    jobs = measuring_plan(pairs, settings.providers, settings.aa_control)
+    mhz: list[list[float | None]] = []
+    effective: dict[str, dict[str, str]] = {}
+    _measure_once(bundle, jobs, settings, manifest, evals, progress, mhz, effective)
     prime_onnxruntime(settings)
-    run_rounds(bundle, [(p.model, p.file_entry) for p in plan], [p.reference for p in plan], entries, settings,
-               evals, progress)
+    run_rounds(bundle, jobs, settings, evals, progress, mhz)
+    after = snapshot()
+    device = device_facts(label)
+    device.update(state_before=before, state_after=after, during_run=during_run(before, after, mhz))
+    record = settings.to_json()
+    record["provider_options_effective"] = {p: effective.get(p) for p in settings.providers}
+    record["providers_unavailable"] = unavailable
+    record["session_options"] = session_record(session_options(settings))
     return {
         "schema": RESULT_SCHEMA,
         "bundle": manifest.get("bundle_id"),
         "bundle_path": str(bundle.resolve()),
         "runner_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": device_facts(label),
-        "settings": settings.to_json(),
-        "models": entries,
+        "device": device,
+        "settings": record,
+        "models": [job.entry for job in jobs],
     }
 
 

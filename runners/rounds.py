@@ -9,10 +9,11 @@ it, and the spread of those ratios over the rounds is what the comparison's inte
 does (caches, frequency) falls on both sides equally; the A/A control, timed like every other file, shows whatever
 is left.
 
-A round, per group: the reference's session opens once; then for each other file of the group: its sha256 checked
-again, a fresh session, the first call and the warm-up untimed, then the reference's window and the file's window
-(or the other way round). The reference's p50 of a round pools all its windows of that round. Files of a group
-without a reference get one window per round on their own.
+A round, per group and execution provider: the reference's session opens once; then for each other file of the
+group: its sha256 checked again, a fresh session, the first call and the warm-up untimed, then the reference's
+window and the file's window (or the other way round). The reference's p50 of a round pools all its windows of that
+round. Files of a group without a reference get one window per round on their own. After every window the cores'
+frequencies are sampled (runners.thermal), so a run that throttled says so.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from runners.memory import empty_memory
 from runners.session import make_call, make_session, session_io, timed_runs
 from runners.settings import BenchSettings
 from runners.stats import empty_latency, latency_stats, log_t_interval, ratio_interval
+from runners.thermal import current_mhz
+
+# The jobs are runners.bench.Job (model, file_entry, provider, role, reference, entry); bench imports this module, so
+# the type is not imported back here.
+Job = Any
 
 
 @dataclass
@@ -46,20 +52,20 @@ class OpenFile:
     """One file ready to be timed: checked, loaded, first call and warm-up done. Closing drops the session."""
 
     def __init__(self, bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], settings: BenchSettings,
-                 evals: EvalSets) -> None:
+                 evals: EvalSets, provider: str) -> None:
         inputs, _ = evals.get(model.get("eval", model.get("task")))
         try:
             path, _, _ = check_file(bundle, file_entry)
         except ModelError as exc:
             raise FileChanged(f"a later timing round found the file changed: {one_line(exc)}") from None
         try:
-            self._session = make_session(path, settings)
+            self._session = make_session(path, settings, provider)
             self.call = make_call(self._session, session_io(self._session, model, inputs, settings).feed, settings.api)
             for _ in range(1 + settings.warmup):
                 self.call()
         except Exception as exc:  # noqa: BLE001 - the file changed or broke since it was first measured
             self.close()
-            raise ModelError(f"a later timing round failed: {one_line(exc)}") from None
+            raise ModelError(f"a later timing round failed with {provider}: {one_line(exc)}") from None
         self.settings = settings
 
     def window(self) -> list[float]:
@@ -83,15 +89,16 @@ def _fail(entry: dict[str, Any], exc: ModelError) -> None:
         entry["sha256_ok"] = False
 
 
-def timing_units(references: list[int | None], entries: list[dict[str, Any]]) -> list[tuple[int | None, list[int]]]:
-    """The order of one round: (reference index, the indices timed beside it) per group, at the position of the
-    group's first entry; (None, [i]) for an entry without a reference."""
+def timing_units(jobs: list[Job]) -> list[tuple[int | None, list[int]]]:
+    """The order of one round: (reference index, the indices timed beside it) per group and provider, at the
+    position of the group's first entry; (None, [i]) for an entry without a reference."""
     units: list[tuple[int | None, list[int]]] = []
     seen: dict[int, list[int]] = {}
-    for i, ref in enumerate(references):
-        if entries[i]["status"] != "ok":
+    for i, job in enumerate(jobs):
+        ref = job.reference
+        if job.entry["status"] != "ok":
             continue
-        if ref is None or entries[ref]["status"] != "ok":
+        if ref is None or jobs[ref].entry["status"] != "ok":
             units.append((None, [i]))
             continue
         if ref not in seen:
@@ -103,23 +110,25 @@ def timing_units(references: list[int | None], entries: list[dict[str, Any]]) ->
 
 
 class RoundRunner:
-    """The state of one run's timing rounds: the plan's (model, file) pairs, their entries (failures are written into
-    them) and what each entry's windows collected."""
+    """The state of one run's timing rounds: its jobs (failures are written into their entries), what each job's
+    windows collected, and the cores' frequencies after each window."""
 
-    def __init__(self, bundle: Path, pairs: list[tuple[dict[str, Any], dict[str, Any]]],
-                 entries: list[dict[str, Any]], settings: BenchSettings, evals: EvalSets) -> None:
-        self.bundle, self.pairs, self.entries, self.settings, self.evals = bundle, pairs, entries, settings, evals
-        self.timed = [Timed() for _ in entries]
+    def __init__(self, bundle: Path, jobs: list[Job], settings: BenchSettings, evals: EvalSets,
+                 mhz_out: list[list[float | None]]) -> None:
+        self.bundle, self.jobs, self.settings, self.evals, self.mhz_out = bundle, jobs, settings, evals, mhz_out
+        self.timed = [Timed() for _ in jobs]
 
     def open(self, i: int) -> OpenFile | None:
-        """Entry i ready to time, or None after turning it into an error entry."""
+        """Job i ready to time, or None after turning its entry into an error entry."""
+        job = self.jobs[i]
         try:
-            return OpenFile(self.bundle, *self.pairs[i], self.settings, self.evals)
+            return OpenFile(self.bundle, job.model, job.file_entry, self.settings, self.evals, job.provider)
         except ModelError as exc:
-            _fail(self.entries[i], exc)
+            _fail(job.entry, exc)
             return None
 
     def record(self, i: int, window: list[float], beside: list[float] | None) -> None:
+        self.mhz_out.append(current_mhz())
         self.timed[i].times.extend(window)
         self.timed[i].p50s.append(_median_ms(window))
         self.timed[i].reference_p50s.append(None if beside is None else _median_ms(beside))
@@ -162,21 +171,20 @@ class RoundRunner:
         self.record(ref, ref_times, None)
 
 
-def run_rounds(bundle: Path, pairs: list[tuple[dict[str, Any], dict[str, Any]]], references: list[int | None],
-               entries: list[dict[str, Any]], settings: BenchSettings, evals: EvalSets,
-               progress: Callable[[str], None]) -> None:
-    """Time every measured entry in settings.rounds rounds and write its latency from them (see the module)."""
-    runner = RoundRunner(bundle, pairs, entries, settings, evals)
+def run_rounds(bundle: Path, jobs: list[Job], settings: BenchSettings, evals: EvalSets,
+               progress: Callable[[str], None], mhz_out: list[list[float | None]]) -> None:
+    """Time every measured job in settings.rounds rounds and write its latency from them (see the module)."""
+    runner = RoundRunner(bundle, jobs, settings, evals, mhz_out)
     for round_index in range(settings.rounds):
-        for ref, members in timing_units(references, entries):
+        for ref, members in timing_units(jobs):
             if ref is None:
                 runner.time_alone(members[0])
             else:
                 runner.time_group(ref, members, swap=round_index % 2 == 1)
         progress(f"round {round_index + 1}/{settings.rounds} done")
-    for i, (entry, t) in enumerate(zip(entries, runner.timed)):
-        if entry["status"] == "ok" and t.times:
-            _summarise(entry, t, paired=references[i] is not None and references[i] != i)
+    for i, (job, t) in enumerate(zip(jobs, runner.timed)):
+        if job.entry["status"] == "ok" and t.times:
+            _summarise(job.entry, t, paired=job.reference is not None and job.reference != i)
 
 
 def _summarise(entry: dict[str, Any], t: Timed, paired: bool) -> None:

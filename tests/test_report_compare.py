@@ -52,7 +52,7 @@ def with_rounds(result: dict, seed: int = 0, control_ratio: float = 1.0, noise: 
     control["ratio_to_reference"] = {"median": float(np.median(ratios)), "n": ROUNDS,
                                      "ci95": [float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))]}
     entries.append(control)
-    result["runner_version"] = "0.4.0"
+    result["runner_version"] = "0.5.0"
     result["settings"].update(rounds=ROUNDS, memory_isolation="process", aa_control=True)
     for entry in entries:
         entry.setdefault("memory_mb", {})
@@ -77,10 +77,10 @@ def test_the_control_is_kept_apart_and_named_by_its_group(paired):
     frame = load_frame([paired["new"]], paired["bundle"])
     assert frame["file"].eq(REFERENCE).sum() == 1, "the control is not a second row of the reference's file"
     (control,) = frame.attrs["controls"]
-    assert control["task"] == "mnist" and control["file"] == REFERENCE and control["result_index"] == 0
-    assert frame.attrs["results"][0] | {"path": None, "device": None} == {
-        "path": None, "device": None, "rounds": ROUNDS, "paired": True, "control": True,
-        "memory_isolation": "process"}
+    assert control["task"] == "mnist" and control["file"] == REFERENCE and control["device"] == DEVICE
+    assert frame.attrs["results"][0] | {"path": None} == {
+        "path": None, "device": DEVICE, "provider": "CPUExecutionProvider", "rounds": ROUNDS, "paired": True,
+        "control": True, "memory_isolation": "process"}
 
 
 def test_paired_speedup_cancels_the_drift_the_unpaired_one_keeps(paired):

@@ -1,19 +1,21 @@
 """Latency comparisons a reader can trust: every speed-up the report states, with its interval over rounds, and the
 A/A noise floor it is judged against.
 
-The runner (0.4 on) times each file's windows beside windows of its group's dense reference, one pair per round, and
+The runner (0.5 on) times each file's windows beside windows of its group's dense reference, one pair per round, and
 times the reference again as a distinct entry, the A/A control. From that:
 - `file_ratio(row)`: the file's latency over its reference's, the median of the per-round ratios with a t interval on
   their logs (runners.stats.ratio_interval; docs/formats.md says why t and not a bootstrap).
 - `latency_ratio(rows, base)`: the same for any file against any other of one result: against the reference
   itself it is the file's own paired ratio; against another file it divides the two files' per-round ratios to the
-  reference (both pairs were timed next to each other). Files of different results (threads, devices) were never
-  timed together, so they get the Welch interval of their window p50s. Results without rounds get a bare ratio.
+  reference (both pairs were timed next to each other). The same file with two execution providers of one result
+  is compared round by round (both windows fall in the same round). Files of different results (threads, devices)
+  were never timed together, so they get the Welch interval of their window p50s. Results without rounds get a bare
+  ratio.
 - `AABand`: the A/A ratio of a group with its interval; a comparison whose ratio lies inside the band is within
   noise.
 The seeds of one variant are files of the same shape, so their per-round ratios are pooled.
 
-Results written before runner 0.4 have no paired windows, and before 0.3 no rounds: `timing_label` says which.
+Results written before runner 0.5 have no paired windows, and before 0.3 no rounds: `timing_label` says which.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from harness.report.format import DASH, fmt_ratio
 from harness.report.load import is_missing
 from runners.stats import ratio_interval, unpaired_ratio_interval
 
-PAIRED, UNPAIRED, ONE_WINDOW = "paired rounds", "unpaired rounds", "one window"
+PAIRED, BY_ROUND, UNPAIRED, ONE_WINDOW = "paired rounds", "same rounds", "unpaired rounds", "one window"
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,30 @@ def _geometric_mean(values: list[float]) -> float | None:
     return math.exp(sum(map(math.log, values)) / len(values)) if values else None
 
 
+def _same(rows: Sequence[Mapping[str, Any]], key: str) -> bool:
+    return len({None if is_missing(r.get(key)) else r.get(key) for r in rows}) == 1
+
+
+def _by_round(rows: Sequence[Mapping[str, Any]], bases: Sequence[Mapping[str, Any]]) -> Ratio | None:
+    """Rows over bases of one result timed with other providers: round i of one against round i of the other (the
+    same round of the run, though not side by side)."""
+    a, b = [_numbers(r.get("latency_ms.p50_rounds")) for r in rows], [_numbers(r.get("latency_ms.p50_rounds"))
+                                                                       for r in bases]
+    if any(x is None for x in (*a, *b)) or len({len(x) for x in (*a, *b)}) != 1:
+        return None
+    base_by_round = [_geometric_mean([x[i] for x in b if x[i] is not None]) for i in range(len(b[0]))]
+    pooled = [x[i] / base for x in a for i, base in enumerate(base_by_round) if x[i] is not None and base]
+    return _from(ratio_interval(pooled, [1.0] * len(pooled)), BY_ROUND)
+
+
 def _paired(rows: Sequence[Mapping[str, Any]], bases: Sequence[Mapping[str, Any]]) -> Ratio | None:
     """Rows over bases round by round, through the reference both were timed beside: (row/ref) / (base/ref)."""
     everyone = [*rows, *bases]
-    if len({r.get("result_index") for r in everyone}) != 1 or len({r.get("reference") for r in everyone}) != 1:
+    if not _same(everyone, "result_index"):
+        return None
+    if not _same(everyone, "provider"):
+        return _by_round(rows, bases)
+    if not _same(everyone, "reference"):
         return None
     rel_rows, rel_bases = [relative_rounds(r) for r in rows], [relative_rounds(b) for b in bases]
     if any(r is None for r in (*rel_rows, *rel_bases)) or len({len(r) for r in (*rel_rows, *rel_bases)}) != 1:
@@ -165,17 +187,18 @@ class AABand:
                 f"within {fmt_ratio(1 / self.limit)} to {fmt_ratio(self.limit)} are within noise")
 
 
-def aa_band(frame: pd.DataFrame, result_index: Any, task: str) -> AABand | None:
-    """The A/A band of one group (`task` as the frame names it) on one result, or None without a control."""
+def aa_band(frame: pd.DataFrame, device: str, task: str) -> AABand | None:
+    """The A/A band of one group (`task` as the frame names it) on one device (a result and its provider), or None
+    without a control."""
     for control in frame.attrs.get("controls", []):
-        if control.get("result_index") == result_index and control.get("task") == task:
+        if control.get("device") == device and control.get("task") == task:
             ratio = _from(control.get("ratio_to_reference"), PAIRED)
             if ratio is not None:
                 return AABand(ratio)
     return None
 
 
-NO_CONTROL = ("No A/A control in this result (written before runner 0.4, or with --no-aa-control), so which "
+NO_CONTROL = ("No A/A control in this result (written before runner 0.5, or with --no-aa-control), so which "
               "differences are within noise is not measured here.")
 
 
@@ -184,17 +207,16 @@ def band_sentence(band: AABand | None) -> str:
     return band.text() + "." if band is not None else NO_CONTROL
 
 
-def device_bands(frame: pd.DataFrame, result_index: Any) -> dict[str, AABand]:
-    """Every group's A/A band on one result, by the group's name in the frame."""
-    tasks = dict.fromkeys(c.get("task") for c in frame.attrs.get("controls", [])
-                          if c.get("result_index") == result_index)
-    bands = {task: aa_band(frame, result_index, task) for task in tasks if task}
+def device_bands(frame: pd.DataFrame, device: str) -> dict[str, AABand]:
+    """Every group's A/A band on one device, by the group's name in the frame."""
+    tasks = dict.fromkeys(c.get("task") for c in frame.attrs.get("controls", []) if c.get("device") == device)
+    bands = {task: aa_band(frame, device, task) for task in tasks if task}
     return {task: band for task, band in bands.items() if band is not None}
 
 
-def device_noise_note(frame: pd.DataFrame, result_index: Any) -> str:
+def device_noise_note(frame: pd.DataFrame, device: str) -> str:
     """One sentence for a device's sections that show latencies without comparing them: its A/A band(s)."""
-    bands = device_bands(frame, result_index)
+    bands = device_bands(frame, device)
     if not bands:
         return NO_CONTROL
     listed = "; ".join(f"{task} {band.ratio.text()}" if len(bands) > 1 else band.ratio.text()
@@ -230,7 +252,7 @@ def timing_label(settings_rounds: Any, has_pairs: bool, has_control: bool) -> st
     elif has_pairs:
         text = f"{rounds} rounds, each window beside a window of the dense reference (paired ratios)"
     else:
-        text = f"{rounds} rounds without reference windows (runner 0.3): ratios are unpaired"
+        text = f"{rounds} rounds without reference windows (runner 0.3-0.4): ratios are unpaired"
     if not has_control:
-        text += "; no A/A control (runner before 0.4 or --no-aa-control)"
+        text += "; no A/A control (runner before 0.5 or --no-aa-control)"
     return text

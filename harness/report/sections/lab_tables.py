@@ -109,7 +109,7 @@ def lab_tables_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             blocks.append(Heading(3, f"{device} · {experiment or 'no experiment'}"))
             blocks.append(Table(display=lab_display(agg), data=csv,
                                 csv_name=csv_name))
-            notes = [_settings_note(rows), device_noise_note(frame, rows["result_index"].iloc[0]),
+            notes = [_settings_note(rows), device_noise_note(frame, device),
                      *_mismatch_notes(rows)]
             if experiment in experiments_where("compared") and (agg["n_seeds"] < 2).any():
                 notes.append(ONE_SEED_NOTE)

@@ -151,7 +151,7 @@ def pareto_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     names: set[str] = set()
     for (device, task), rows in ok.groupby(["device", "task"], sort=False):
         rows = rows.assign(label=rows.apply(file_label, axis=1))
-        band = aa_band(frame, rows["result_index"].iloc[0], task)
+        band = aa_band(frame, device, task)
         relative = relative_latency(rows)
         rows = rows.assign(
             latency_vs_dense=[np.nan if r is None else r.median for r in relative],

@@ -51,13 +51,13 @@ def per_file_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     ]
     names: set[str] = set()
     for (device, task), rows in ok.groupby(["device", "task"], sort=False):
-        band = aa_band(frame, rows["result_index"].iloc[0], task)
+        band = aa_band(frame, device, task)
         relative = relative_latency(rows)
         data = pd.DataFrame({
             "device": device, "task": task, "file": rows["file"], "label": [file_label(r) for _, r in rows.iterrows()],
             "p50_ms": rows["latency_ms.p50"],
             "p50_rounds": column(rows, "latency_ms.p50_rounds"),
-            # runner 0.3 listed the windows without their interval: the same t interval, computed here
+            # runners 0.3-0.4 listed the windows without their interval: the same t interval, computed here
             "between_windows_ci95": [given if isinstance(given, list)
                                      else log_t_interval(windows) if isinstance(windows, list) else None
                                      for given, windows in zip(column(rows, "latency_ms.p50_rounds_ci95"),

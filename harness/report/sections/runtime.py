@@ -89,6 +89,6 @@ def runtime_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             text = (f"{first['device']} is another machine than the workstation "
                     f"({first.get('device.cpu_model') or 'CPU unknown'}), so its column differs from the host "
                     "column by hardware as well as by runtime.")
-        notes.append(f"{text} {device_noise_note(frame, first['result_index'])}")
+        notes.append(f"{text} {device_noise_note(frame, first['device'])}")
     blocks.append(Notes(tuple(notes)))
     return blocks

@@ -22,7 +22,7 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     pairs = pairs[pairs["name"].isin(with_sparse)]
     if pairs.empty or pairs["format"].nunique() < 2:
         return []
-    # the file's own peak (runner 0.4: measured in a fresh process) where the results have it, else the process's
+    # the file's own peak (runner 0.5: measured in a fresh process) where the results have it, else the process's
     own = "memory_mb.peak_increment"
     peak = own if own in pairs and pairs[own].notna().all() else "memory_mb.rss_peak"
     measures = ["disk_mb", "session_ms", "latency_p50_ms"] + ([peak] if peak in pairs else [])
@@ -30,7 +30,7 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         Heading(3, "What the sparse-initializer file buys on the device"),
         Paragraph("Plain ONNX (`onnx`) against the same weights stored as ONNX sparse initializers (`onnx-sparse`), "
                   "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MiB, 2^20 bytes) "
-                  "while that file was loaded and run; from runner 0.4 on, the file's own peak (+MiB: what loading "
+                  "while that file was loaded and run; from runner 0.5 on, the file's own peak (+MiB: what loading "
                   "and running it added to a fresh process)."),
     ]
     names: set[str] = set()
@@ -75,7 +75,7 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                    f"load takes {load_ratio:.2f}× the plain file's (median) and its p50 latency is {p50_ratio:.2f}× "
                    "(median): onnxruntime densifies sparse initializers at load, so the sparse file saves disk and "
                    "transfer, not inference time.")
-        bands = device_bands(frame, rows["result_index"].iloc[0])
+        bands = device_bands(frame, device)
         summary += " " + (band_sentence(None) if not bands else "; ".join(
             f"{band_sentence(band)[:-1]} ({task}: the sparse/dense p50 ratio is "
             f"{'inside' if band.contains(Ratio(p50_ratio, None, 0, PAIRED)) else 'outside'} it)"
