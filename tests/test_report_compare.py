@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.report import build_report, load_frame
-from harness.report.compare import (ONE_WINDOW, PAIRED, UNPAIRED, AABand, Ratio, latency_ratio, records,
+from harness.report.compare import (BY_ROUND, ONE_WINDOW, PAIRED, UNPAIRED, AABand, Ratio, latency_ratio, records,
                                     timing_label)
 from harness.report.sections.pareto import pareto_mask
 from test_report import section, write_json
@@ -159,3 +159,15 @@ def test_a_speedup_inside_the_aa_band_is_within_noise_and_not_ranked(paired):
     structured = section(md, f"### {DEVICE} · mnist")
     rows = [line for line in structured.splitlines() if line.startswith(("| neurons-l1", "| layers"))]
     assert len(rows) == 2 and all("(within noise)" in line for line in rows)
+
+
+def test_two_providers_of_one_result_compare_round_by_round():
+    """The same file with two execution providers of one run: each round's windows fell in the same round, so the
+    ratio is taken round by round, which cancels the drift between rounds (not within one)."""
+    drift = [1.0, 1.3, 0.8, 1.1, 0.9]
+    cpu = {"status": "ok", "result_index": 0, "provider": "CPUExecutionProvider", "reference": REFERENCE,
+           "role": "file", "latency_ms.p50_rounds": [0.1 * d for d in drift]}
+    other = {**cpu, "provider": "OpenVINOExecutionProvider", "latency_ms.p50_rounds": [0.25 * d for d in drift]}
+    ratio = latency_ratio([other], [cpu])
+    assert ratio.method == BY_ROUND and ratio.median == pytest.approx(2.5) and ratio.ci95 == pytest.approx([2.5, 2.5])
+    assert latency_ratio([other], [{**cpu, "result_index": 1}]).method == UNPAIRED

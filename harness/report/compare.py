@@ -102,35 +102,28 @@ def _same(rows: Sequence[Mapping[str, Any]], key: str) -> bool:
     return len({None if is_missing(r.get(key)) else r.get(key) for r in rows}) == 1
 
 
-def _by_round(rows: Sequence[Mapping[str, Any]], bases: Sequence[Mapping[str, Any]]) -> Ratio | None:
-    """Rows over bases of one result timed with other providers: round i of one against round i of the other (the
-    same round of the run, though not side by side)."""
-    a, b = [_numbers(r.get("latency_ms.p50_rounds")) for r in rows], [_numbers(r.get("latency_ms.p50_rounds"))
-                                                                       for r in bases]
+def _pooled_ratio(a: list[list[float | None]], b: list[list[float | None]], method: str) -> Ratio | None:
+    """Round-aligned series of two sides (several files each: seeds): each file of `a` over the geometric mean of
+    `b`'s files in the same round, all such ratios pooled; None unless every series has the same rounds."""
     if any(x is None for x in (*a, *b)) or len({len(x) for x in (*a, *b)}) != 1:
         return None
     base_by_round = [_geometric_mean([x[i] for x in b if x[i] is not None]) for i in range(len(b[0]))]
     pooled = [x[i] / base for x in a for i, base in enumerate(base_by_round) if x[i] is not None and base]
-    return _from(ratio_interval(pooled, [1.0] * len(pooled)), BY_ROUND)
+    return _from(ratio_interval(pooled, [1.0] * len(pooled)), method)
 
 
 def _paired(rows: Sequence[Mapping[str, Any]], bases: Sequence[Mapping[str, Any]]) -> Ratio | None:
-    """Rows over bases round by round, through the reference both were timed beside: (row/ref) / (base/ref)."""
+    """Rows over bases round by round: through the reference both were timed beside, (row/ref) / (base/ref); the
+    same file with other providers of one result, round i against round i (the same round, not side by side)."""
     everyone = [*rows, *bases]
     if not _same(everyone, "result_index"):
         return None
     if not _same(everyone, "provider"):
-        return _by_round(rows, bases)
+        return _pooled_ratio([_numbers(r.get("latency_ms.p50_rounds")) for r in rows],
+                             [_numbers(b.get("latency_ms.p50_rounds")) for b in bases], BY_ROUND)
     if not _same(everyone, "reference"):
         return None
-    rel_rows, rel_bases = [relative_rounds(r) for r in rows], [relative_rounds(b) for b in bases]
-    if any(r is None for r in (*rel_rows, *rel_bases)) or len({len(r) for r in (*rel_rows, *rel_bases)}) != 1:
-        return None
-    base_by_round = [_geometric_mean([b[i] for b in rel_bases if b[i] is not None])
-                     for i in range(len(rel_bases[0]))]
-    pooled = [r[i] / base for r in rel_rows for i, base in enumerate(base_by_round)
-              if r[i] is not None and base is not None]
-    return _from(ratio_interval(pooled, [1.0] * len(pooled)), PAIRED)
+    return _pooled_ratio([relative_rounds(r) for r in rows], [relative_rounds(b) for b in bases], PAIRED)
 
 
 def latency_ratio(rows: Sequence[Mapping[str, Any]], bases: Sequence[Mapping[str, Any]]) -> Ratio | None:
