@@ -33,10 +33,10 @@ setup: $(BIN)/harness
 export: setup
 	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --out $(BUNDLE)
 
-# The runner on this machine, twice: the onnxruntime default thread count and a single thread. Three interleaved
-# timing windows per file (1.2 s of timed calls in all, against one 1 s window by default) spread the shared
-# machine's slow spells over all files (benchmarks/bench_rounds.py measures the difference).
-BENCH_TIMING := --rounds 3 --min-seconds 0.4
+# The runner on this machine, twice: the onnxruntime default thread count and a single thread. Five timing rounds
+# per file, each 0.1 s window beside a 0.1 s window of the dense reference, so every speed-up gets a paired interval
+# over the rounds (runners/rounds.py); the whole of it takes no longer than the three 0.4 s windows it replaces.
+BENCH_TIMING := --rounds 5 --min-seconds 0.1
 bench: setup
 	@test -f $(BUNDLE)/manifest.json || { echo "no bundle in $(BUNDLE): run 'make export' first"; exit 2; }
 	@mkdir -p $(RESULTS)

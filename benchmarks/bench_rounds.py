@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> float:
     manifest = same_network_manifest(load_manifest(args.bundle), args.task)
     if len(manifest["models"]) < 2:
         sys.exit(f"{args.bundle} has fewer than two {args.task} baseline/repeated/IMP models to compare")
-    ways = {"one window": BenchSettings(threads=args.threads, min_runs=1, min_seconds=args.seconds),
+    ways = {"one window": BenchSettings(threads=args.threads, min_runs=1, min_seconds=args.seconds, rounds=1),
             f"{args.rounds} rounds": BenchSettings(threads=args.threads, min_runs=1,
                                                    min_seconds=args.seconds / args.rounds, rounds=args.rounds)}
     print(f"{args.task}: {sum(len(m['files']) for m in manifest['models'])} files of one network, threads "

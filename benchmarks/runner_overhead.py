@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> float:
         batch = first_rows(inputs, args.batch_size)  # the same rows the runner times
         input_name = model.get("input_name") or "input"
         settings = BenchSettings(threads=args.threads, batch_size=args.batch_size, warmup=args.warmup,
-                                 min_runs=args.runs, min_seconds=0.0, models=model["name"], api=args.api)
+                                 min_runs=args.runs, min_seconds=0.0, models=model["name"], api=args.api,
+                                 rounds=1, aa_control=False)   # one window, as the bare loop times
         print(f"model {model['name']} ({file_entry['path']}, {path.stat().st_size} bytes), threads {args.threads}, "
               f"batch {args.batch_size}, runner api {args.api}, {args.rounds} rounds x {args.runs} runs")
 

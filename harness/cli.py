@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from harness.errors import EdgepruneError
+from harness.seeds import DEFAULT_SEED_STREAMS, SEED_STREAM_MODES
 from runners.safety import os_error_reason, output_problem, terminal_safe
 
 
@@ -32,8 +33,11 @@ def cli() -> None:
               help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
 @click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default: the plugin's, else 0.33).")
 @click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
+@click.option("--seed-streams", type=click.Choice(SEED_STREAM_MODES), default=DEFAULT_SEED_STREAMS, show_default=True,
+              help="split: init, data order, dropout and calibration each draw from their own seed derived from the "
+                   "run seed; shared: all from the run seed itself, as runs made before this option were seeded.")
 def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet, user_model, amount,
-               rounds) -> None:
+               rounds, seed_streams) -> None:
     """Train, prune and export every configured variant into a device bundle."""
     from exporters.bundle import build_bundle, export_variant
     from exporters.quantize import int8_selection
@@ -59,7 +63,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
         plans = plans_named(split(tasks) or DEFAULT_TASKS)
     settings = ExportSettings(profile=profile, seeds=seeds, plans=plans,
                               experiments=split(experiments), data_dir=data_dir,
-                              runs_dir=runs_dir, quiet=quiet)
+                              runs_dir=runs_dir, quiet=quiet, seed_streams=seed_streams)
     _check_writes(out, reads=[runs_dir, data_dir])
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
         run = run_experiments(settings)

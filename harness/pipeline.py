@@ -17,6 +17,7 @@ from harness.experiments.structured import structured_pruning
 from harness.experiments.settings import PROFILES, PruneSettings, TrainSettings
 from harness.experiments.variant import Variant
 from harness.plans import DEFAULT_TASKS, PLANS, TaskPlan
+from harness.seeds import DEFAULT_SEED_STREAMS
 
 
 def run_baseline(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
@@ -65,6 +66,7 @@ class ExportSettings:
     data_dir: Path | None = None
     runs_dir: Path = Path("runs")
     quiet: bool = False
+    seed_streams: str = DEFAULT_SEED_STREAMS      # harness.seeds: one stream per source of randomness
 
 
 @dataclass
@@ -73,7 +75,7 @@ class ExportRun:
     sensitivity: list[dict]
 
 
-def train_settings(plan: TaskPlan, profile, seed: int) -> TrainSettings:
+def train_settings(plan: TaskPlan, profile, seed: int, seed_streams: str = DEFAULT_SEED_STREAMS) -> TrainSettings:
     epochs = profile.epochs if plan.epochs is None else plan.epochs
     if profile.name == "quick":
         epochs = min(epochs, profile.epochs)
@@ -81,7 +83,7 @@ def train_settings(plan: TaskPlan, profile, seed: int) -> TrainSettings:
     return TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=epochs,
                          batch_size=plan.batch_size or defaults.batch_size, lr=plan.lr or defaults.lr,
                          optimizer=plan.optimizer, loss=plan.loss, seed=seed, train_limit=profile.train_limit,
-                         eval_limit=profile.eval_limit)
+                         eval_limit=profile.eval_limit, seed_streams=seed_streams)
 
 
 def check_experiments_exist(settings: ExportSettings) -> None:
@@ -129,7 +131,7 @@ def run_experiments(settings: ExportSettings) -> ExportRun:
         task = loaded[plan.task]
         experiments = [e for e in plan.experiments if settings.experiments is None or e in settings.experiments]
         for seed in range(settings.seeds):
-            ts = train_settings(plan, profile, seed)
+            ts = train_settings(plan, profile, seed, settings.seed_streams)
             for name in experiments:
                 if not settings.quiet:
                     print(f"[{plan.name} seed {seed}] {name}", file=sys.stderr)

@@ -2,10 +2,14 @@
 
 This module is the orchestration only: which files are measured with which execution providers, in what order
 (file-major: every file with each provider, one after the other), and how one file's steps (check, load, first
-call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. What each step does lives beside it:
-runners.settings (how to measure), runners.providers (which providers), runners.bundle (manifest, file checks, eval
-sets), runners.session (onnxruntime), runners.stats (latency numbers), runners.memory (RSS), runners.thermal (the
-CPU's state before, during and after), runners.device (device facts), runners.errors (one-sentence errors).
+call, warm-up, timed runs, accuracy) become one entry of ``result["models"]``. A run has two parts: every (file,
+provider) measured once, each in a fresh process (runners.isolation), for its integrity, load time, first call,
+memory and accuracy; then the timing rounds (runners.rounds), where every file's windows sit beside windows of its
+group's dense reference with the same provider, whose second entry (the A/A control, ``role`` "aa-control") shows
+the noise floor. What each step does lives beside it: runners.settings (how to measure), runners.providers (which
+providers), runners.bundle (manifest, file checks, eval sets), runners.session (onnxruntime), runners.stats (latency
+numbers and intervals), runners.memory (RSS), runners.thermal (the CPU's state before, during and after),
+runners.device (device facts), runners.errors (one-sentence errors).
 
 The public entry points (used by ``runner bench`` and by benchmarks/harness code that wants the same numbers):
 
@@ -18,6 +22,7 @@ Never imports torch: this module runs on the device.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import gc
@@ -30,19 +35,24 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runners import __version__
+from runners import __version__, isolation
 from runners.bundle import EvalSets, check_file, load_manifest, resolve
-from runners.contract import RESULT_SCHEMA, is_onnx_format
-from runners.errors import BundleError, FileChanged, ModelError, one_line
+from runners.contract import (RESULT_SCHEMA, ROLE_CONTROL, ROLE_FILE, ROLE_REFERENCE, comparison_group,
+                              dense_references, is_onnx_format)
+from runners.errors import BundleError, ModelError, one_line
 from runners.files import atomic_write
 from runners.memory import PeakMemory, empty_memory, in_mb
 from runners.privacy import telemetry_record
 from runners.providers import effective_options, resolve_installed, short_name
+from runners.rounds import run_rounds
 from runners.session import (check_dependencies, eval_accuracy, make_call, make_session, prime_onnxruntime,
                              session_io, session_options, session_record, timed_runs)
 from runners.settings import BenchSettings
 from runners.stats import empty_latency, latency_stats
 from runners.thermal import current_mhz, during_run, snapshot
+
+# What a fresh measuring process runs (runners.isolation resolves it by name, JSON in and out).
+ISOLATED_TARGET = "runners.bench:measure_in_fresh_process"
 
 
 def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None, provider: str | None = None
@@ -68,6 +78,9 @@ def _entry(model: dict[str, Any], file_entry: dict[str, Any] | None, provider: s
         "accuracy": None,
         "eval_n": None,
         "cpu_mhz": None,
+        "role": ROLE_FILE,
+        "reference": None,
+        "ratio_to_reference": None,
     }
 
 
@@ -84,7 +97,7 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
     """Measure one model file with one execution provider (default: the settings' first). Never raises for a
     problem with the file: it returns a ``status: error`` entry.
 
-    ``times_out`` receives the raw per-call latencies (seconds) of the timed runs, for pooling with later rounds;
+    ``times_out`` receives the raw per-call latencies (seconds) of the timed runs, for a caller that pools windows;
     ``mhz_out`` each core's frequency right after them; ``options_out`` the provider's options as onnxruntime
     reports them for this session (once per provider).
     """
@@ -154,11 +167,16 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
             mhz_out.append(mhz)
         result["cpu_mhz"] = _mean_mhz(mhz)
         result["latency_ms"] = latency_stats(np.asarray(times) * 1e3)
+        known = rss_before is not None and rss_after is not None and peak is not None
         result["memory_mb"] = {
             "rss_before": in_mb(rss_before),
             "rss_after_load": in_mb(rss_after),
             "rss_peak": in_mb(peak),
             "peak_method": mem.method,
+            # the model's own share: what loading it, and loading and running it, added to the process
+            "load_increment": in_mb(rss_after - rss_before) if known else None,
+            "peak_increment": in_mb(peak - rss_before) if known else None,
+            "isolation": "none",
         }
 
         # 5. accuracy on the bundled eval set
@@ -178,28 +196,20 @@ def bench_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], 
     return result
 
 
-def retime_file(bundle: Path, model: dict[str, Any], file_entry: dict[str, Any], settings: BenchSettings,
-                evals: EvalSets, provider: str | None = None) -> list[float]:
-    """One more timing window for a file that bench_file measured: its sha256 checked again, a fresh session, its
-    first call and the warm-up untimed, then the timed runs (seconds). Raises ModelError if the file changed or no
-    longer runs."""
-    inputs, _ = evals.get(model.get("eval", model.get("task")))
-    try:
-        path, _, _ = check_file(bundle, file_entry)
-    except ModelError as exc:
-        raise FileChanged(f"a later timing round found the file changed: {one_line(exc)}") from None
-    sess = None
-    try:
-        sess = make_session(path, settings, provider)
-        call = make_call(sess, session_io(sess, model, inputs, settings).feed, settings.api)
-        for _ in range(1 + settings.warmup):
-            call()
-        return timed_runs(call, settings.min_runs, settings.min_seconds)
-    except Exception as exc:  # noqa: BLE001 - the file changed or broke since the first round
-        raise ModelError(f"a later timing round failed: {one_line(exc)}") from None
-    finally:
-        del sess
-        gc.collect()
+def measure_in_fresh_process(bundle: str, model: dict[str, Any], file_entry: dict[str, Any],
+                             settings: dict[str, Any], evals: dict[str, Any], provider: str) -> dict[str, Any]:
+    """What each fresh process runs (runners.isolation): onnxruntime started first, so its one-time start-up is
+    nobody's memory or load time, then bench_file on this one file; returns {"entry", "mhz", "options"} (the
+    core frequencies after its timed calls, the provider's effective options)."""
+    bench_settings = BenchSettings(**settings)
+    prime_onnxruntime(bench_settings)
+    mhz: list[list[float | None]] = []
+    options: dict[str, dict[str, str]] = {}
+    entry = bench_file(Path(bundle), model, file_entry, bench_settings, EvalSets(Path(bundle), evals),
+                       provider=provider, mhz_out=mhz, options_out=options)
+    if entry["memory_mb"].get("isolation") is not None:   # null where the file could not be measured
+        entry["memory_mb"]["isolation"] = "process"
+    return {"entry": entry, "mhz": mhz, "options": options}
 
 
 def selected_files(manifest: dict[str, Any], models_glob: str | None = None
@@ -223,6 +233,7 @@ def _progress_line(i: int, total: int, entry: dict[str, Any], several_providers:
     head = f"[{i}/{total}] {entry['name']}" + (f" ({entry['file']})" if entry["file"] else "")
     if several_providers and entry.get("provider"):
         head += f" [{short_name(entry['provider'])}]"
+    head += " [A/A control]" if entry.get("role") == ROLE_CONTROL else ""
     if entry["status"] != "ok":
         return f"{head}: ERROR {entry['error']}"
     return f"{head}: p50 {entry['latency_ms']['p50']:.4f} ms, accuracy {100 * entry['accuracy']:.2f}%"
@@ -230,42 +241,80 @@ def _progress_line(i: int, total: int, entry: dict[str, Any], several_providers:
 
 @dataclasses.dataclass
 class Job:
-    """One (model, file, provider) measurement of a run, with what its timing windows collected."""
+    """One entry of the result: a (model, file, provider) measurement, its role for the comparisons and the position
+    in the run's jobs of its group's reference with the same provider (None: no reference to be timed beside it)."""
 
     model: dict[str, Any]
     file_entry: dict[str, Any] | None
     provider: str
+    role: str = ROLE_FILE
+    reference: int | None = None
     entry: dict[str, Any] = dataclasses.field(default_factory=dict)
-    times: list[float] = dataclasses.field(default_factory=list)
-    p50s: list[float] = dataclasses.field(default_factory=list)
 
 
-def interleaved_rounds(bundle: Path, jobs: list[Job], settings: BenchSettings, evals: EvalSets,
-                       progress: Callable[[str], None], mhz_out: list[list[float | None]]) -> None:
-    """Rounds 2..R: every measured (file, provider) timed again, one after the other, so a slow spell on a shared
-    machine lands on all of them instead of on whichever was running. Each entry's latency_ms then pools all R
-    windows and lists each window's p50 (``p50_rounds``), whose spread shows how much the machine drifted."""
+def measuring_plan(pairs: list[tuple[dict[str, Any], dict[str, Any] | None]], providers: tuple[str, ...],
+                   aa_control: bool = True) -> list[Job]:
+    """The selected files in manifest order, each with every provider (file-major), each with its group's dense
+    reference under the same provider; with `aa_control`, the reference file once more per provider, as a distinct
+    entry after the last file of its group (contract.ROLE_CONTROL)."""
+    refs = dense_references(pairs)
+    last_of_group = {comparison_group(model): i for i, (model, f) in enumerate(pairs) if f is not None}
+    jobs: list[Job] = []
+    position: dict[tuple[int, str], int] = {}
+    controls: list[Job] = []
+    for i, (model, file_entry) in enumerate(pairs):
+        group = comparison_group(model)
+        ref = refs.get(group) if file_entry is not None else None
+        for provider in providers:
+            position[(i, provider)] = len(jobs)
+            jobs.append(Job(model, file_entry, provider, ROLE_REFERENCE if ref == i else ROLE_FILE, ref))
+        if aa_control and ref is not None and last_of_group.get(group) == i:
+            for provider in providers:
+                controls.append(Job(pairs[ref][0], pairs[ref][1], provider, ROLE_CONTROL, ref))
+                jobs.append(controls[-1])
+    # references as positions in the jobs (each provider's own), which the control entries shift
     for job in jobs:
-        job.p50s = [float(np.median(job.times)) * 1e3] if job.times else []
-    for round_no in range(2, settings.rounds + 1):
-        for job in jobs:
-            if job.entry["status"] != "ok":
-                continue
-            try:
-                window = retime_file(bundle, job.model, job.file_entry, settings, evals, job.provider)
-            except ModelError as exc:   # what round 1 measured belongs to a file that is no longer there
-                job.entry.update(status="error", error=one_line(exc), latency_ms=empty_latency(),
-                                 memory_mb=empty_memory(), accuracy=None)
-                if isinstance(exc, FileChanged):
-                    job.entry["sha256_ok"] = False
-                continue
-            mhz_out.append(current_mhz())
-            job.times.extend(window)
-            job.p50s.append(float(np.median(window)) * 1e3)
-        progress(f"round {round_no}/{settings.rounds} done")
-    for job in jobs:
-        if job.entry["status"] == "ok":
-            job.entry["latency_ms"] = {**latency_stats(np.asarray(job.times) * 1e3), "p50_rounds": job.p50s}
+        if job.reference is not None:
+            job.reference = position[(job.reference, job.provider)]
+    return jobs
+
+
+def _measure_once(bundle: Path, jobs: list[Job], settings: BenchSettings, manifest: dict[str, Any],
+                  evals: EvalSets, progress: Callable[[str], None], mhz_out: list[list[float | None]],
+                  options_out: dict[str, dict[str, str]]) -> None:
+    """Every job measured once (integrity, load, first call, memory, accuracy), each in a fresh process where the
+    platform allows it, else in this one; fills job.entry."""
+    fresh = settings.memory_isolation == "process" and isolation.available()
+    if not fresh:
+        prime_onnxruntime(settings)
+    # No latency comes from this pass (the rounds time every file), so its timed calls only need to reach the peak:
+    # min_runs of them, without the min_seconds a timing window waits for.
+    once = dataclasses.replace(settings, min_seconds=0.0)
+    request = {"bundle": str(bundle), "evals": manifest.get("evals") or {}, "settings": dataclasses.asdict(once)}
+    several = len(settings.providers) > 1
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(isolation.FreshProcesses(ISOLATED_TARGET)) if fresh else None
+        for i, job in enumerate(jobs, 1):
+            if job.file_entry is None:
+                job.entry = _entry(job.model, None, job.provider)
+                job.entry["error"] = "manifest lists no file with an onnx format for this model"
+            elif server is not None:
+                try:
+                    answer = server.call(model=job.model, file_entry=job.file_entry, provider=job.provider,
+                                         **request)
+                    job.entry = answer["entry"]
+                    mhz_out.extend(answer["mhz"])
+                    for provider, options in answer["options"].items():
+                        options_out.setdefault(provider, options)
+                except isolation.IsolationError as exc:
+                    job.entry = _entry(job.model, job.file_entry, job.provider)
+                    job.entry["error"] = one_line(exc)
+            else:
+                job.entry = bench_file(bundle, job.model, job.file_entry, once, evals, provider=job.provider,
+                                       mhz_out=mhz_out, options_out=options_out)
+            job.entry["role"] = job.role
+            job.entry["reference"] = None if job.reference is None else jobs[job.reference].file_entry["path"]
+            progress(_progress_line(i, len(jobs), job.entry, several))
 
 
 def resolve_providers(settings: BenchSettings) -> tuple[BenchSettings, dict[str, str]]:
@@ -312,22 +361,13 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     for sentence in unavailable.values():
         progress(f"not measured: {sentence}")
     before = snapshot()
-    prime_onnxruntime(settings)
     evals = EvalSets(bundle, manifest.get("evals") or {})
-    several = len(settings.providers) > 1
-    jobs = [Job(model, file_entry, provider) for model, file_entry in pairs for provider in settings.providers]
+    jobs = measuring_plan(pairs, settings.providers, settings.aa_control)
     mhz: list[list[float | None]] = []
     effective: dict[str, dict[str, str]] = {}
-    for i, job in enumerate(jobs, 1):
-        if job.file_entry is None:
-            job.entry = _entry(job.model, None, job.provider)
-            job.entry["error"] = "manifest lists no file with an onnx format for this model"
-        else:
-            job.entry = bench_file(bundle, job.model, job.file_entry, settings, evals, times_out=job.times,
-                                   provider=job.provider, mhz_out=mhz, options_out=effective)
-        progress(_progress_line(i, len(jobs), job.entry, several))
-    if settings.rounds > 1:
-        interleaved_rounds(bundle, jobs, settings, evals, progress, mhz)
+    _measure_once(bundle, jobs, settings, manifest, evals, progress, mhz, effective)
+    prime_onnxruntime(settings)
+    run_rounds(bundle, jobs, settings, evals, progress, mhz)
     after = snapshot()
     device = device_facts(label)
     device.update(state_before=before, state_after=after, during_run=during_run(before, after, mhz))

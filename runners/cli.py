@@ -3,7 +3,8 @@
     runner bench BUNDLE --out RESULT.json [--provider NAME[,NAME]] [--provider-option NAME:KEY=VALUE]
                  [--threads N] [--inter-op-threads N] [--graph-optimization LEVEL] [--execution-mode MODE]
                  [--no-spinning] [--batch-size B] [--warmup N] [--min-runs N] [--min-seconds S]
-                 [--api iobinding|run] [--rounds R] [--models GLOB] [--label NAME] [--strict]
+                 [--api iobinding|run] [--rounds R] [--memory-isolation process|none]
+                 [--aa-control/--no-aa-control] [--models GLOB] [--label NAME] [--strict]
     runner device            # print this device's facts as JSON (providers included)
     runner providers         # the execution providers this onnxruntime build offers, one a line
     runner install [BUNDLE]  # a venv beside the bundle with the runner's requirements (carried wheels offline)
@@ -23,7 +24,7 @@ from runners.errors import EXIT_BAD_INPUT, EXIT_MODEL_ERRORS, BundleError
 from runners.privacy import keep_onnxruntime_offline
 from runners.providers import parse_options, split_names
 from runners.safety import os_error_reason, output_problem, terminal_safe
-from runners.settings import CALL_APIS, EXECUTION_MODES, GRAPH_OPTIMIZATION_LEVELS, BenchSettings
+from runners.settings import CALL_APIS, EXECUTION_MODES, GRAPH_OPTIMIZATION_LEVELS, MEMORY_ISOLATION, BenchSettings
 
 # Every option's default is the settings type's, so `runner bench` and run_bench(BenchSettings()) measure alike.
 _DEFAULTS = BenchSettings()
@@ -96,15 +97,22 @@ def main() -> None:
 @click.option("--min-runs", type=click.IntRange(min=1), default=_DEFAULTS.min_runs, show_default=True,
               help="Timed runs continue until at least this many ...")
 @click.option("--min-seconds", type=click.FloatRange(min=0), default=_DEFAULTS.min_seconds, show_default=True,
-              help="... and at least this many seconds have passed.")
+              help="... and at least this many seconds have passed (per timing window).")
 @click.option("--api", type=click.Choice(CALL_APIS), default=_DEFAULTS.api, show_default=True,
               help="How each timed call is made: 'iobinding' binds the input once and times the model plus "
                    "onnxruntime's dispatch; 'run' times sess.run(None, feed), as notebooks do (adds the Python "
                    "binding's per-call conversions).")
 @click.option("--rounds", type=click.IntRange(min=1), default=_DEFAULTS.rounds, show_default=True,
-              help="Timing windows per file: after every file is measured once, each is timed again R-1 times, "
-                   "file after file, and its latency pools all windows (latency_ms.p50_rounds lists each "
-                   "window's p50). Spreads a noisy machine's slow spells over all files.")
+              help="Timing windows per file, spread over the whole run, each beside a window of its group's dense "
+                   "reference; latency_ms.p50_rounds lists each window's p50, p50_rounds_ci95 is the interval "
+                   "between windows and ratio_to_reference the paired speed ratio (2 or more for intervals).")
+@click.option("--memory-isolation", type=click.Choice(MEMORY_ISOLATION), default=_DEFAULTS.memory_isolation,
+              show_default=True,
+              help="'process': each file's load, first call, memory and accuracy measured in a fresh process, so "
+                   "its memory does not depend on the files before it; 'none': all in this process.")
+@click.option("--aa-control/--no-aa-control", default=_DEFAULTS.aa_control, show_default=True,
+              help="Time each group's dense reference file again as a distinct entry (role aa-control): the A/A "
+                   "ratio is the noise floor of every comparison.")
 @click.option("--eval-batch-size", type=click.IntRange(min=1), default=_DEFAULTS.eval_batch_size, show_default=True,
               help="Rows per inference when measuring accuracy.")
 @click.option("--models", "models_glob", default=_DEFAULTS.models, metavar="GLOB",
@@ -113,7 +121,8 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")
 def bench(bundle: Path, out: Path, providers: tuple[str, ...], provider_options: tuple[str, ...], threads: int,
           inter_op_threads: int, graph_optimization: str, execution_mode: str, spinning: bool, batch_size: int,
-          warmup: int, min_runs: int, min_seconds: float, api: str, rounds: int, eval_batch_size: int,
+          warmup: int, min_runs: int, min_seconds: float, api: str, rounds: int, memory_isolation: str,
+          aa_control: bool, eval_batch_size: int,
           models_glob: str | None, label: str | None, strict: bool) -> None:
     """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
     _check_out(out)
@@ -127,7 +136,8 @@ def bench(bundle: Path, out: Path, providers: tuple[str, ...], provider_options:
                                  min_seconds=min_seconds, api=api, rounds=rounds, eval_batch_size=eval_batch_size,
                                  models=models_glob, providers=tuple(names), provider_options=options,
                                  graph_optimization=graph_optimization, inter_op_threads=inter_op_threads,
-                                 execution_mode=execution_mode, spinning=spinning)
+                                 execution_mode=execution_mode, spinning=spinning,
+                                 memory_isolation=memory_isolation, aa_control=aa_control)
     except ValueError as exc:
         raise InputError(f"{exc}.") from None
     try:

@@ -313,3 +313,43 @@ def validate_result(result: Any) -> dict[str, Any]:
         raise ContractError(f"measures {twice[1] or twice[0]!r} twice with the same settings, so the two numbers "
                             f"could not be told apart")
     return result
+
+
+# ------------------------------------------------------------------------------------------------ comparisons
+# What a result entry is to the comparisons (`role`, runner 0.4): the dense reference file of its comparison group,
+# the A/A control (the reference file timed again as a distinct entry, so two sessions of one file show the noise
+# floor of every comparison), or any other file.
+ROLE_REFERENCE = "reference"
+ROLE_CONTROL = "aa-control"
+ROLE_FILE = "file"
+
+
+def comparison_group(model: Mapping[str, Any]) -> tuple[str, str]:
+    """Variants are compared with the dense baseline of the same task and architecture (`task`, `model`); the
+    report's sections group the same way (harness.report.load.comparison_groups)."""
+    return str(model.get("task") or ""), str(model.get("model") or "")
+
+
+def is_dense_candidate(model: Mapping[str, Any]) -> bool:
+    """A dense model a group's variants can be compared with: experiment `baseline`, or (in bundles without one)
+    an unpruned model of an unstructured experiment."""
+    if model.get("experiment") == "baseline":
+        return True
+    sparsity = model.get("sparsity")
+    return isinstance(sparsity, (int, float)) and sparsity == 0 and model.get("experiment") != "structured"
+
+
+def dense_references(pairs: list[tuple[Mapping[str, Any], Mapping[str, Any] | None]]) -> dict[tuple[str, str], int]:
+    """For each comparison group, the index in `pairs` ((model, file) in measuring order) of its reference: the
+    plain ONNX file of the first `baseline` model, else of the first dense candidate."""
+    refs: dict[tuple[str, str], int] = {}
+    fallback: dict[tuple[str, str], int] = {}
+    for index, (model, file_entry) in enumerate(pairs):
+        if file_entry is None or file_entry.get("format") != ONNX or not is_dense_candidate(model):
+            continue
+        group = comparison_group(model)
+        if model.get("experiment") == "baseline":
+            refs.setdefault(group, index)
+        else:
+            fallback.setdefault(group, index)
+    return {**fallback, **refs}

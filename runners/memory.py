@@ -82,4 +82,5 @@ def _vmhwm() -> int | None:
 
 def empty_memory() -> dict[str, Any]:
     """The memory_mb object of a file that was not measured: every key present, every value null."""
-    return {"rss_before": None, "rss_after_load": None, "rss_peak": None, "peak_method": None}
+    return {"rss_before": None, "rss_after_load": None, "rss_peak": None, "peak_method": None,
+            "load_increment": None, "peak_increment": None, "isolation": None}

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from runners.contract import EVAL_BATCH_SIZE
-from runners.stats import CI_METHOD
+from runners.stats import CI_METHOD, RATIO_CI_METHOD, ROUNDS_CI_METHOD
 
 CALL_APIS = ("iobinding", "run")   # how a timed call is made; see runners.session.make_call
+MEMORY_ISOLATION = ("process", "none")   # where a file's memory is measured; see runners.isolation
 CPU_PROVIDER = "CPUExecutionProvider"
 # --graph-optimization choices -> onnxruntime.GraphOptimizationLevel member names ("layout" exists from ort 1.22).
 GRAPH_OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
@@ -106,7 +107,7 @@ class BenchSettings:
     batch_size: int = 1
     warmup: int = 10
     min_runs: int = 100
-    min_seconds: float = 1.0
+    min_seconds: float = 0.2   # per timing window: 5 rounds make the 1 s of timed calls one window used to have
     api: str = "iobinding"  # how each timed call is made: see make_call
     eval_batch_size: int = EVAL_BATCH_SIZE
     providers: tuple[str, ...] = (CPU_PROVIDER,)
@@ -116,11 +117,16 @@ class BenchSettings:
     execution_mode: str = "sequential"
     spinning: bool = True      # onnxruntime's default: worker threads spin while waiting for work
     models: str | None = None  # fnmatch glob over model names; None = all
-    rounds: int = 1            # timing windows per file, interleaved across files (see run_bench)
+    rounds: int = 5            # timing windows per file, spread over the run (runners.rounds); >= 2 for intervals
+    memory_isolation: str = "process"   # "process": each file measured in a fresh process (runners.isolation)
+    aa_control: bool = True    # time each group's dense reference again as a distinct entry: the noise floor
 
     def __post_init__(self) -> None:
         if self.api not in CALL_APIS:
             raise ValueError(f"unknown call api {self.api!r}; choose one of {', '.join(CALL_APIS)}")
+        if self.memory_isolation not in MEMORY_ISOLATION:
+            raise ValueError(f"unknown memory isolation {self.memory_isolation!r}; choose one of "
+                             f"{', '.join(MEMORY_ISOLATION)}")
         if self.rounds < 1:
             raise ValueError(f"rounds must be 1 or more, not {self.rounds}")
         if self.graph_optimization not in GRAPH_OPTIMIZATION_LEVELS:
@@ -143,6 +149,8 @@ class BenchSettings:
         d = asdict(self)
         d["providers"] = list(self.providers)
         d["provider"] = self.providers[0]
-        d["p50_ci95_method"] = CI_METHOD
-        d["peak_memory_scope"] = "session load + first inference + warm-up + timed runs"
+        d["p50_ci95_method"] = CI_METHOD + ", within the pooled windows: a diagnostic, not the file's interval"
+        d["p50_rounds_ci95_method"] = ROUNDS_CI_METHOD
+        d["ratio_ci95_method"] = RATIO_CI_METHOD
+        d["peak_memory_scope"] = "session load + first inference + warm-up + min_runs timed calls"
         return d

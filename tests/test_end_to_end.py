@@ -242,5 +242,9 @@ def test_user_cnn_goes_through_pruning_structure_removal_export_and_runner(tmp_p
     dense = by_experiment["baseline"][0]
     assert all(m["params"] < dense["params"] for m in structured)
     result = bench(tmp_path / "bundle", tmp_path / "r.json")
-    assert len(result["models"]) == sum(len(m["files"]) for m in manifest["models"])
+    measured = [m for m in result["models"] if m["role"] != "aa-control"]
+    assert len(measured) == sum(len(m["files"]) for m in manifest["models"])
     assert all(m["status"] == "ok" for m in result["models"])
+    # the dense baseline's file is timed a second time, as the A/A control of the comparisons
+    (control,) = [m for m in result["models"] if m["role"] == "aa-control"]
+    assert control["file"] == control["reference"] and control["ratio_to_reference"]["n"] == 5

@@ -93,7 +93,7 @@ def test_unknown_provider_alone_exit_2_one_sentence_naming_the_available(bundle:
 def test_unknown_provider_beside_cpu_the_rest_is_measured(bundle: Path, tmp_path: Path) -> None:
     res, data = bench(bundle, tmp_path / "r.json", "--provider", "cpu,warp-drive")
     assert res.exit_code == 0, res.output
-    assert [m["status"] for m in data["models"]] == ["ok", "ok"]
+    assert [m["status"] for m in data["models"]] == ["ok", "ok", "ok"]   # two files and the A/A control
     assert set(data["settings"]["providers_unavailable"]) == {"warp-drive"}
     assert "not measured: 'warp-drive'" in res.stderr
     res, _ = bench(bundle, tmp_path / "strict.json", "--provider", "cpu,warp-drive", "--strict")
@@ -105,9 +105,14 @@ def test_two_providers_side_by_side(bundle: Path, tmp_path: Path) -> None:
     res, data = bench(bundle, tmp_path / "r.json", "--provider", f"cpu,{short_name(other)}", "--rounds", "2")
     assert res.exit_code == 0, res.output
     assert data["settings"]["providers"] == ["CPUExecutionProvider", other]
-    # file-major order: each file with every provider, one after the other
-    assert [(m["name"], m["provider"]) for m in data["models"]] == [
-        ("toy-0", "CPUExecutionProvider"), ("toy-0", other), ("toy-1", "CPUExecutionProvider"), ("toy-1", other)]
+    # file-major order: each file with every provider, one after the other; then the A/A control with each
+    assert [(m["name"], m["provider"], m["role"]) for m in data["models"]] == [
+        ("toy-0", "CPUExecutionProvider", "reference"), ("toy-0", other, "reference"),
+        ("toy-1", "CPUExecutionProvider", "file"), ("toy-1", other, "file"),
+        ("toy-0", "CPUExecutionProvider", "aa-control"), ("toy-0", other, "aa-control")]
+    # every provider's files are timed beside that provider's reference windows
+    for m in data["models"][2:]:
+        assert m["ratio_to_reference"]["n"] == 2 and len(m["latency_ms"]["reference_p50_rounds"]) == 2
     for m in data["models"]:
         assert m["status"] == "ok" and m["session_providers"][0] == m["provider"]
         assert m["accuracy"] == expected_accuracy(bundle, m["file"])
@@ -131,7 +136,8 @@ def test_a_provider_that_fails_on_one_file_leaves_the_rest_measured(bundle: Path
 
     other = second_provider()
     monkeypatch.setattr(ort, "InferenceSession", Picky)
-    result = run_bench(bundle, BenchSettings(min_runs=3, min_seconds=0, warmup=0,
+    # in this process: the patched class does not reach the fresh processes
+    result = run_bench(bundle, BenchSettings(min_runs=3, min_seconds=0, warmup=0, memory_isolation="none",
                                              providers=("CPUExecutionProvider", other)), progress=lambda line: None)
     status = {(m["name"], m["provider"]): m for m in result["models"]}
     bad = status[("toy-1", other)]

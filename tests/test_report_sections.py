@@ -20,6 +20,7 @@ from harness.report.sections.structured import kept_summary
 from test_report import measurement, section, synthetic_manifest, synthetic_result, write_json
 
 DEVICE = "pi5 (threads 0, batch 1)"
+DEVICE_AUTO = "pi5 (threads auto, batch 1)"
 
 
 def file(name, fmt, nbytes):
@@ -149,16 +150,40 @@ def test_storage_ratios_and_coo_explanation(rich):
 
 def test_methods_paragraph(rich):
     methods = section(rich["md"], f"### pi5 (threads auto, batch 1)")
-    # Shared levels 50% and 75%: the highest is 75; l1 is the mean of seeds 0, 1 (95.5, 95.7).
-    assert "At 75% sparsity after repeated pruning: l1 95.60%, wanda 95.20%, random 88.00%." in methods
+    # Shared levels 50% and 75%: the highest is 75; l1 is the mean of seeds 0, 1 (95.5, 95.7), sample std 0.14.
+    assert ("At 75% sparsity after repeated pruning: l1 95.60 ± 0.14% (2 seeds), wanda 95.20% (1 seed), "
+            "random 88.00% (1 seed).") in methods
+    # l1 against wanda: 0.40 points, within 2 standard errors when wanda's one seed carries the measured spread
+    # (sqrt(0.14^2/2 + 1.21^2) = 1.21 points); random is 7 points below both: established.
+    assert "Not established over these seeds" in methods and "l1 vs wanda (0.40 points)" in methods
+    assert "random (" not in methods.split("Not established")[1]
+    # wanda and random have one seed: their lab table says what one seed cannot establish
+    assert "Rows with one seed have no spread of their own" in section(rich["md"], f"### {DEVICE_AUTO} · repeated")
+
+
+def test_method_differences_are_judged_by_the_seeds_spread():
+    from harness.report.sections.methods import SEED_SPREAD_PP, not_established
+
+    acc = pd.DataFrame({"device_accuracy_pct": [95.0, 94.0, 90.0], "std": [0.2, 0.3, float("nan")],
+                        "n_seeds": [4, 4, 1]}, index=["a", "b", "c"])
+    pairs = {(a, b) for a, b, _ in not_established(acc)}
+    # a vs b: se = sqrt(0.04/4 + 0.09/4) = 0.18, 1.0 point is 5.5 se: established; c has one seed, so it is
+    # judged with the measured spread: a vs c, se = sqrt(0.01 + 1.21^2) = 1.21, 5 points is 4.1 se: established;
+    # b vs c 4 points is 3.3 se: established too. With c at 93%, 2 and 1 points from a and b, neither is.
+    assert pairs == set()
+    acc.loc["c", "device_accuracy_pct"] = 93.0
+    assert {(a, b) for a, b, _ in not_established(acc)} == {("a", "c"), ("b", "c")}
+    assert SEED_SPREAD_PP > 0
 
 
 def test_structured_table(rich):
     table = section(rich["md"], "### pi5 (threads auto, batch 1) · mnist")
     assert "| Structure Pruned | Sparsity Rate (%) | Accuracy (%) | Latency (s) | Disk Size (MB) |" in table
     # 6,000 of the baseline's 10,000 params: 40% sparsity rate; p50 0.03 ms vs 0.05 ms dense; 24 kB vs 40.5 kB.
-    assert "| neurons-l1 50% + fine-tune | 40.00 | 96.00 | 0.00003 | 0.024 | 1.67× | 0.59× |" in table
+    # a result of runner 0.1: one window per file, so a bare ratio, and no A/A control to judge it by
+    assert "| neurons-l1 50% + fine-tune | 40.00 | 96.00 | 0.00003 | 0.024 | 1.67× (no interval) | 0.59× |" in table
     assert "| none (dense) | 0.00 | 98.00 |" in table
+    assert "No A/A control in this result" in table
 
 
 def test_runtime_table_and_same_machine_note(rich):

@@ -33,16 +33,19 @@ from runners.package import write_runner
 from runners.settings import BenchSettings
 from runners.stats import latency_stats, p50_ci95
 
-FAST = ["--min-runs", "8", "--min-seconds", "0", "--warmup", "1"]
+# Two rounds (the fewest with an interval), in-process: the fresh processes are tested on their own below.
+FAST = ["--min-runs", "8", "--min-seconds", "0", "--warmup", "1", "--rounds", "2", "--memory-isolation", "none"]
 
 TOP_KEYS = {"schema", "bundle", "bundle_path", "runner_version", "created", "device", "settings", "models"}
 DEVICE_KEYS = {"hostname", "label", "cpu_model", "machine", "physical_cores", "logical_cores", "cpu_freq_mhz",
                "isa_flags", "memory_total_mb", "os", "os_release", "python", "onnxruntime", "providers", "numpy"}
-SETTINGS_KEYS = {"threads", "batch_size", "warmup", "min_runs", "min_seconds", "provider", "api"}
+SETTINGS_KEYS = {"threads", "batch_size", "warmup", "min_runs", "min_seconds", "provider", "api", "rounds",
+                 "memory_isolation", "aa_control", "p50_rounds_ci95_method", "ratio_ci95_method"}
 MODEL_KEYS = {"name", "file", "format", "status", "error", "sha256_ok", "disk_bytes", "session_ms", "first_ms",
-              "latency_ms", "memory_mb", "accuracy", "eval_n"}
-LATENCY_KEYS = {"n", "mean", "std", "min", "p50", "p90", "p99", "max", "p50_ci95"}
-MEMORY_KEYS = {"rss_before", "rss_after_load", "rss_peak", "peak_method"}
+              "latency_ms", "memory_mb", "accuracy", "eval_n", "role", "reference", "ratio_to_reference"}
+LATENCY_KEYS = {"n", "mean", "std", "min", "p50", "p90", "p99", "max", "p50_ci95", "p50_rounds", "p50_rounds_ci95"}
+MEMORY_KEYS = {"rss_before", "rss_after_load", "rss_peak", "peak_method", "load_increment", "peak_increment",
+               "isolation"}
 
 
 @pytest.fixture()
@@ -64,7 +67,8 @@ def bench(bundle: Path, out: Path, *extra: str):
 
 
 def by_name(result: dict) -> dict[str, dict]:
-    return {m["name"]: m for m in result["models"]}
+    """The entries by model name, the A/A control (a second entry of the reference file) left out."""
+    return {m["name"]: m for m in result["models"] if m.get("role") != "aa-control"}
 
 
 def assert_no_traceback(res) -> None:
@@ -85,7 +89,11 @@ def test_full_bench_gives_every_contract_key(bundle: Path, tmp_path: Path) -> No
     assert DEVICE_KEYS <= set(data["device"])
     assert set(ISA_FLAGS) <= set(data["device"]["isa_flags"])
     assert SETTINGS_KEYS <= set(data["settings"])
-    assert [m["name"] for m in data["models"]] == ["toy-0", "toy-1"]
+    # toy-0 is the group's dense reference (the fixture's models are all unpruned: the first one) and is timed
+    # again, last, as the A/A control
+    assert [(m["name"], m["role"]) for m in data["models"]] == [("toy-0", "reference"), ("toy-1", "file"),
+                                                               ("toy-0", "aa-control")]
+    assert all(m["reference"] == "models/toy-0.onnx" for m in data["models"])
     for m in data["models"]:
         assert MODEL_KEYS <= set(m), m
         assert m["status"] == "ok" and m["error"] is None and m["sha256_ok"] is True
@@ -99,14 +107,19 @@ def test_full_bench_gives_every_contract_key(bundle: Path, tmp_path: Path) -> No
         assert lat["min"] <= lat["mean"] <= lat["max"] and lat["std"] >= 0
         lo, hi = lat["p50_ci95"]
         assert lo <= lat["p50"] <= hi
+        assert len(lat["p50_rounds"]) == 2
+        lo, hi = lat["p50_rounds_ci95"]
+        assert lo <= hi and lo <= max(lat["p50_rounds"]) and min(lat["p50_rounds"]) <= hi
         mem = m["memory_mb"]
         assert MEMORY_KEYS <= set(mem)
-        assert mem["peak_method"] in ("vmhwm", "psutil-samples")
+        assert mem["peak_method"] in ("vmhwm", "psutil-samples") and mem["isolation"] == "none"
         assert 0 < mem["rss_before"] and mem["rss_after_load"] <= mem["rss_peak"]
+        assert mem["load_increment"] == pytest.approx(mem["rss_after_load"] - mem["rss_before"])
         assert m["eval_n"] == 64 and 0 <= m["accuracy"] <= 1
     # progress: one line per model on stderr, with p50 and accuracy
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("[")]
-    assert len(lines) == 2 and all("p50" in ln and "accuracy" in ln for ln in lines)
+    assert len(lines) == 3 and all("p50" in ln and "accuracy" in ln for ln in lines)
+    assert "[A/A control]" in lines[-1]
     # atomic write leaves nothing beside the result
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "r.json"]
 
@@ -162,7 +175,8 @@ def test_cli_defaults_are_the_settings_defaults() -> None:
 def test_models_glob_selects(bundle: Path, tmp_path: Path) -> None:
     res, data = bench(bundle, tmp_path / "r.json", "--models", "*-1")
     assert res.exit_code == 0, res.output
-    assert [m["name"] for m in data["models"]] == ["toy-1"]
+    assert [m["name"] for m in data["models"]] == ["toy-1", "toy-1"], "toy-1 is the group's reference now"
+    assert [m["role"] for m in data["models"]] == ["reference", "aa-control"]
     res, data = bench(bundle, tmp_path / "none.json", "--models", "nothing-*")
     assert res.exit_code == 2 and data is None
     assert "matches" in res.stderr
@@ -184,32 +198,84 @@ def test_rounds_pool_every_window_and_list_each_p50(bundle: Path, tmp_path: Path
     assert data["settings"]["rounds"] == 3 and "round 3/3 done" in res.stderr
     for m in data["models"]:
         latency = m["latency_ms"]
-        assert len(latency["p50_rounds"]) == 3 and latency["n"] == 3 * 8      # --min-runs 8, --min-seconds 0
+        # --min-runs 8, --min-seconds 0; the reference has a window beside each of the two other entries
+        windows = 2 if m["role"] == "reference" else 1
+        assert len(latency["p50_rounds"]) == 3 and latency["n"] == 3 * 8 * windows
         assert latency["min"] <= min(latency["p50_rounds"]) and max(latency["p50_rounds"]) <= latency["max"]
         assert m["accuracy"] == pytest.approx(expected_accuracy(bundle, m["file"]))
 
 
-def test_one_round_keeps_the_single_window_result(bundle: Path, tmp_path: Path) -> None:
-    res, data = bench(bundle, tmp_path / "r.json")
+def test_each_window_has_a_reference_window_beside_it_and_a_paired_ratio(bundle: Path, tmp_path: Path) -> None:
+    res, data = bench(bundle, tmp_path / "r.json", "--rounds", "3")
+    assert res.exit_code == 0, res.output
+    reference, variant, control = data["models"]
+    assert reference["ratio_to_reference"] is None and "reference_p50_rounds" not in reference["latency_ms"]
+    for m in (variant, control):
+        latency, ratio = m["latency_ms"], m["ratio_to_reference"]
+        assert len(latency["reference_p50_rounds"]) == 3
+        per_round = [a / b for a, b in zip(latency["p50_rounds"], latency["reference_p50_rounds"])]
+        assert ratio["n"] == 3 and ratio["rounds"] == pytest.approx(per_round)
+        assert ratio["median"] == pytest.approx(float(np.median(per_round)))
+        lo, hi = ratio["ci95"]
+        assert lo <= hi and lo <= max(per_round) and min(per_round) <= hi
+    # the reference's p50 of a round pools the windows timed beside both other entries
+    assert reference["latency_ms"]["n"] == 3 * 2 * 8
+
+
+def test_one_round_gives_one_window_and_no_interval(bundle: Path, tmp_path: Path) -> None:
+    res, data = bench(bundle, tmp_path / "r.json", "--rounds", "1")
     assert res.exit_code == 0 and data["settings"]["rounds"] == 1
-    assert all("p50_rounds" not in m["latency_ms"] and m["latency_ms"]["n"] == 8 for m in data["models"])
+    for m in data["models"]:
+        assert len(m["latency_ms"]["p50_rounds"]) == 1 and m["latency_ms"]["p50_rounds_ci95"] is None
+    assert by_name(data)["toy-1"]["ratio_to_reference"]["ci95"] is None
+
+
+def test_without_the_control_no_second_entry(bundle: Path, tmp_path: Path) -> None:
+    res, data = bench(bundle, tmp_path / "r.json", "--no-aa-control")
+    assert res.exit_code == 0, res.output
+    assert [m["role"] for m in data["models"]] == ["reference", "file"] and data["settings"]["aa_control"] is False
+
+
+def test_a_baseline_model_is_the_reference_over_an_earlier_unpruned_one(bundle: Path, tmp_path: Path) -> None:
+    manifest = manifest_of(bundle)
+    manifest["models"][1]["experiment"] = "baseline"
+    write_manifest(bundle, manifest)
+    res, data = bench(bundle, tmp_path / "r.json")
+    assert res.exit_code == 0, res.output
+    assert [(m["name"], m["role"]) for m in data["models"]] == [("toy-0", "file"), ("toy-1", "reference"),
+                                                               ("toy-1", "aa-control")]
+
+
+def test_groups_of_another_task_or_model_get_their_own_reference(bundle: Path, tmp_path: Path) -> None:
+    manifest = manifest_of(bundle)
+    manifest["models"][1]["model"] = "other-architecture"
+    write_manifest(bundle, manifest)
+    res, data = bench(bundle, tmp_path / "r.json", "--no-aa-control")
+    assert res.exit_code == 0, res.output
+    assert [(m["role"], m["reference"]) for m in data["models"]] == [("reference", "models/toy-0.onnx"),
+                                                                     ("reference", "models/toy-1.onnx")]
 
 
 def test_a_file_broken_between_rounds_becomes_an_error_others_go_on(bundle: Path) -> None:
     victim = bundle / manifest_of(bundle)["models"][0]["files"][0]["path"]
     lines = []
 
-    def progress(line: str) -> None:   # after round 1's last file, damage the first file
+    def progress(line: str) -> None:   # after every file was measured once, damage the first file (the reference)
         lines.append(line)
-        if line.startswith("[2/2]"):
+        if line.startswith("[3/3]"):
             victim.write_bytes(victim.read_bytes()[:100])
 
-    settings = BenchSettings(min_runs=5, min_seconds=0, warmup=0, rounds=2)
+    settings = BenchSettings(min_runs=5, min_seconds=0, warmup=0, rounds=2, memory_isolation="none")
     result = run_bench(bundle, settings, progress=progress)
-    first, second = result["models"]
-    assert first["status"] == "error" and "later timing round" in first["error"] and "\n" not in first["error"]
-    assert first["latency_ms"]["p50"] is None and first["accuracy"] is None and first["memory_mb"]["rss_peak"] is None
+    first, second, control = result["models"]
+    for broken in (first, control):
+        assert broken["status"] == "error" and "later timing round" in broken["error"]
+        assert "\n" not in broken["error"]
+        assert broken["latency_ms"]["p50"] is None and broken["accuracy"] is None
+        assert broken["memory_mb"]["rss_peak"] is None
+    # the other file is still timed, on its own once its reference is gone
     assert second["status"] == "ok" and len(second["latency_ms"]["p50_rounds"]) == 2
+    assert second["ratio_to_reference"] is None
 
 
 def test_a_file_swapped_for_another_valid_model_between_rounds_is_not_pooled(bundle: Path) -> None:
@@ -218,10 +284,11 @@ def test_a_file_swapped_for_another_valid_model_between_rounds_is_not_pooled(bun
     first, other = (bundle / f for f in files)
 
     def progress(line: str) -> None:
-        if line.startswith("[2/2]"):
+        if line.startswith("[3/3]"):
             first.write_bytes(other.read_bytes())
 
-    result = run_bench(bundle, BenchSettings(min_runs=5, min_seconds=0, warmup=0, rounds=2), progress=progress)
+    result = run_bench(bundle, BenchSettings(min_runs=5, min_seconds=0, warmup=0, rounds=2, memory_isolation="none"),
+                       progress=progress)
     swapped = result["models"][0]
     assert swapped["status"] == "error" and "changed" in swapped["error"] and "sha256" in swapped["error"]
     assert swapped["sha256_ok"] is False and swapped["latency_ms"]["p50"] is None
@@ -338,7 +405,7 @@ def test_only_onnx_formats_are_run(bundle: Path, tmp_path: Path) -> None:
     write_manifest(bundle, manifest)
     res, result = bench(bundle, tmp_path / "r.json")
     assert res.exit_code == 0, res.output
-    assert [(m["name"], m["format"], m["status"]) for m in result["models"]] == [
+    assert [(m["name"], m["format"], m["status"]) for m in result["models"] if m["role"] != "aa-control"] == [
         ("toy-0", "onnx", "ok"), ("toy-1", "onnx", "ok"), ("toy-1", "onnx-sparse", "ok")]
 
 
@@ -412,8 +479,11 @@ def test_latency_stats_numbers() -> None:
 def test_run_bench_api(bundle: Path) -> None:
     lines: list[str] = []
     result = run_bench(bundle, BenchSettings(min_runs=3, min_seconds=0, warmup=0), progress=lines.append)
-    assert result["schema"] == RESULT_SCHEMA and len(lines) == 2
+    # the defaults: 5 rounds, each file measured once in a fresh process, the A/A control
+    assert result["schema"] == RESULT_SCHEMA and len(lines) == 3 + 5 and lines[-1] == "round 5/5 done"
     assert all(m["status"] == "ok" for m in result["models"])
+    assert all(m["memory_mb"]["isolation"] == "process" for m in result["models"])
+    assert all(len(m["latency_ms"]["p50_rounds"]) == 5 for m in result["models"])
 
 
 def test_both_call_apis_give_the_same_outputs_and_accuracy(bundle: Path, tmp_path: Path) -> None:
@@ -516,16 +586,19 @@ def test_write_runner_zipapp(bundle: Path, tmp_path: Path) -> None:
     assert all(n == "__main__.py" or (n.startswith("runners/") and n.endswith(".py")) for n in names), names
     assert not any("__pycache__" in n for n in names)
     assert {f"runners/{m}.py" for m in ("__init__", "cli", "bench", "bundle", "contract", "cpuinfo", "device", "errors",
-                                          "files", "install", "memory", "providers", "session", "settings", "stats",
-                                          "thermal")} <= set(names)
+                                          "files", "install", "isolation", "memory", "providers", "rounds", "session",
+                                          "settings", "stats", "thermal")} <= set(names)
     first = runner.read_bytes()
     write_runner(bundle)
     assert runner.read_bytes() == first  # reproducible archive
 
     out = tmp_path / "r.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, str(runner), "bench", str(bundle), "--out", str(out), *FAST],
+    # the zipapp's own fresh processes: the measuring server finds the runners package inside the archive
+    in_fresh_processes = [a for a in FAST if a not in ("--memory-isolation", "none")]
+    proc = subprocess.run([sys.executable, str(runner), "bench", str(bundle), "--out", str(out), *in_fresh_processes],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(out.read_text())
-    assert [m["status"] for m in result["models"]] == ["ok", "ok"]
+    assert [m["status"] for m in result["models"]] == ["ok", "ok", "ok"]
+    assert all(m["memory_mb"]["isolation"] == "process" for m in result["models"])

@@ -8,7 +8,7 @@ from harness.data import TaskData
 from harness.experiments.settings import TrainSettings, task_loss
 from harness.experiments.store import ensure_config, save_tensors, train_folder, variant_name
 from harness.experiments.variant import Variant, build_architecture, is_finished, load_variant, save_variant
-from harness.training import seed_everything, train
+from harness.training import train
 
 
 def trained_baseline(root: Path, ts: TrainSettings, task: TaskData, quiet: bool = False) -> Variant:
@@ -16,12 +16,14 @@ def trained_baseline(root: Path, ts: TrainSettings, task: TaskData, quiet: bool 
     folder = train_folder(Path(root), ts)
     if is_finished(folder):
         return load_variant(folder)
-    ensure_config(folder, ts)
-    seed_everything(ts.seed)
+    streams = ts.streams
+    ensure_config(folder, ts, streams=streams.as_dict())
+    streams.seed_init()
     architecture = {"name": ts.model, "kwargs": ts.kwargs}
     model = build_architecture(architecture, task)
     save_tensors(folder / "init.pt", model.state_dict())
-    info = train(model, task.train_x, task.train_y, ts.train_config, seed=ts.seed,
+    streams.seed_training(after_init=True)
+    info = train(model, task.train_x, task.train_y, ts.train_config, seed=streams.data_order,
                  label=f"{ts.task}/{ts.model} seed {ts.seed}", quiet=quiet, loss_fn=task_loss(task))
     variant = Variant(name=variant_name(ts, "baseline"), task=ts.task, experiment="baseline", method="dense",
                       iteration=0, seed=ts.seed, model=architecture)

@@ -10,7 +10,7 @@ from harness.experiments.rounds import pruning_rounds
 from harness.experiments.settings import PruneSettings, TrainSettings, task_loss
 from harness.experiments.store import load_tensors, train_folder
 from harness.experiments.variant import Variant
-from harness.training import seed_everything, train
+from harness.training import train
 
 
 def rewind(model: nn.Module, init_state: dict[str, torch.Tensor]) -> None:
@@ -39,8 +39,8 @@ def imp_with_rewinding(root, ts: TrainSettings, ps: PruneSettings, rounds: int, 
         if init_state is None:
             init_state = load_tensors(train_folder(root, ts) / "init.pt")
         rewind(model, init_state)
-        seed_everything(ts.seed)
-        return {"train": train(model, task.train_x, task.train_y, ts.train_config, seed=ts.seed,
+        ts.streams.seed_training()
+        return {"train": train(model, task.train_x, task.train_y, ts.train_config, seed=ts.streams.data_order,
                                label=f"imp {ps.method} round {it}/{rounds}", quiet=quiet,
                                loss_fn=task_loss(task))}
 

@@ -13,15 +13,19 @@ from harness.experiments.settings import PruneSettings, TrainSettings, task_loss
 from harness.experiments.store import ensure_config, experiment_folder, variant_name
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.pruning import PruneContext, get_method
+from harness.seeds import SHARED, SeedStreams
 
 # Called after each round's pruning step with (model, round); may retrain, returns extra metrics or None.
 AfterPrune = Callable[[nn.Module, int], Optional[dict]]
 
 
-def calibration_batch(task: TaskData, ps: PruneSettings):
+def calibration_batch(task: TaskData, ps: PruneSettings, streams: SeedStreams | None = None):
     """Training inputs and their labels (the same rows) that data-aware methods score weights with (Wanda the
-    inputs, gradient-based methods both); never the eval split."""
-    return task.train_x[: ps.calibration_samples], task.train_y[: ps.calibration_samples]
+    inputs, gradient-based methods both); never the eval split. Which rows: see SeedStreams.calibration_rows
+    (without streams, the first rows)."""
+    streams = streams or SeedStreams.derive(0, SHARED)
+    rows = streams.calibration_rows(len(task.train_x), ps.calibration_samples)
+    return task.train_x[rows], task.train_y[rows]
 
 
 def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task: TaskData, experiment: str,
@@ -34,7 +38,7 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
     folder = experiment_folder(root, ts, experiment, ps)
     ensure_config(folder, ps)
     prune_step = get_method(ps.method)
-    inputs, labels = calibration_batch(task, ps)
+    inputs, labels = calibration_batch(task, ps, ts.streams)
     ctx = PruneContext(calibration=inputs, calibration_labels=labels, seed=ts.seed)
     if task_loss(task) is not None:
         ctx.loss_fn = task_loss(task)
@@ -48,7 +52,7 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
         model = previous.build(task, with_masks=True)
         extra_metrics = None
         if it > 0:
-            ctx.seed = ts.seed * 1000 + it
+            ctx.seed = ts.streams.pruning_seed(it)
             prune_step(model, ps.amount, ctx)
             if after_prune is not None:
                 extra_metrics = after_prune(model, it)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.seeds import SHARED, SeedStreams
 from harness.training import TrainConfig
 
 
@@ -20,9 +21,19 @@ class TrainSettings:
     eval_limit: int | None = None     # None: the whole eval split
     optimizer: str = "adam"           # harness.training.OPTIMIZERS
     loss: str = ""                    # "": cross-entropy; else the name of the task's own loss (TaskData.extra)
+    # How `seed` seeds init, data order, dropout and calibration (harness.seeds). The default is the old, shared
+    # seeding, so folders named before the setting existed keep their meaning; exports ask for "split".
+    seed_streams: str = SHARED
+    seed_overrides: tuple = ()       # sorted (stream, seed) pairs replacing single derived streams
 
     def __post_init__(self):
         object.__setattr__(self, "model_kwargs", tuple(sorted(dict(self.model_kwargs).items())))
+        object.__setattr__(self, "seed_overrides", tuple(sorted(dict(self.seed_overrides).items())))
+        SeedStreams.derive(self.seed, self.seed_streams, self.seed_overrides)   # a bad name fails before any folder
+
+    @property
+    def streams(self) -> SeedStreams:
+        return SeedStreams.derive(self.seed, self.seed_streams, self.seed_overrides)
 
     @property
     def train_config(self) -> TrainConfig:

@@ -82,6 +82,7 @@ def read_json(path: Path):
     return json.loads(Path(path).read_text())
 
 
-def ensure_config(folder: Path, settings) -> None:
+def ensure_config(folder: Path, settings, **record) -> None:
+    """config.json: the settings that name the folder, plus what `record` adds (e.g. the derived seed streams)."""
     if not (folder / "config.json").exists():
-        write_json(folder / "config.json", {"type": type(settings).__name__, **dataclasses.asdict(settings)})
+        write_json(folder / "config.json", {"type": type(settings).__name__, **dataclasses.asdict(settings), **record})

@@ -20,7 +20,7 @@ from harness.experiments.store import ensure_config, experiment_folder, variant_
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness import metrics
 from harness.structured import KINDS, SCOPES, IMPORTANCE, prune_structured, structure_ratio
-from harness.training import seed_everything, train
+from harness.training import train
 
 EXAMPLE_ROWS = 16                  # training rows that trace the dependency graph and check each group
 UNDER_PRUNED = 0.5                 # a variant removing less than this share of the units it was asked to is flagged
@@ -88,16 +88,17 @@ def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: Ta
     ensure_config(folder, ss)
     dense = base.build(task)
     example = task.train_x[:EXAMPLE_ROWS]
-    calibration = (task.train_x[: ss.calibration_samples], task.train_y[: ss.calibration_samples])
+    rows = ts.streams.calibration_rows(len(task.train_x), ss.calibration_samples)
+    calibration = (task.train_x[rows], task.train_y[rows])
     model, plan = prune_structured(dense, ss.kind, ss.ratio, ss.importance, ss.round_to, ss.include_next,
                                    example=example, scope=ss.scope, floor=ss.floor, coupled=ss.coupled,
                                    untouchable=ss.untouchable, calibration=calibration,
-                                   loss_fn=task_loss(task), seed=ts.seed)
+                                   loss_fn=task_loss(task), seed=ts.streams.structured_seed())
     info = None
     if ss.finetune_epochs > 0:
-        seed_everything(ts.seed)
+        ts.streams.seed_training()
         info = train(model, task.train_x, task.train_y, dataclasses.replace(ts.train_config, epochs=ss.finetune_epochs),
-                     seed=ts.seed, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet,
+                     seed=ts.streams.data_order, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet,
                      loss_fn=task_loss(task))
     achieved = structure_ratio(plan)
     dense_params = metrics.count_parameters(dense)[0]

@@ -13,6 +13,7 @@ from harness.report.sections.devices import devices_section
 from harness.report.sections.lab_tables import lab_tables_section
 from harness.report.sections.methods import methods_section
 from harness.report.sections.pareto import pareto_section
+from harness.report.sections.per_file import per_file_section
 from harness.report.sections.per_parameter_sparsity import per_parameter_sparsity_section
 from harness.report.sections.plots import plots_section
 from harness.report.sections.provenance import provenance_section
@@ -41,6 +42,7 @@ SECTIONS: list[Section] = [
     sensitivity_section,
     quantization_section,
     pareto_section,
+    per_file_section,
 ]
 
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
-from runners.contract import (ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest,
-                              validate_result)
+from runners.contract import (ONNX_INT8_DYNAMIC, ROLE_CONTROL, SAME_WEIGHTS_FORMATS, ContractError, format_key,
+                              validate_manifest, validate_result)
 from runners.files import JSONFileError, read_json
 from runners.providers import short_name
 
@@ -199,9 +199,10 @@ def _result_rows(result: Mapping[str, Any], path: Path, index: int, label: str, 
         "device": label, "provider": provider, "result_path": str(path), "result_index": index,
         "runner_version": result.get("runner_version"), "result_created": result.get("created"),
     })
+    # The A/A control measures the reference's file a second time: it is kept apart (frame.attrs["controls"]).
     first = result_providers(result)[0]
     entries = [entry for entry in result["models"] if isinstance(entry, Mapping)
-               and (entry.get("provider") or first) == provider]
+               and (entry.get("provider") or first) == provider and entry.get("role") != ROLE_CONTROL]
     by_file = {entry.get("file"): entry for entry in entries if entry.get("file")}
     by_name_format = {(entry.get("name"), entry.get("format")): entry for entry in entries}
     used: set[int] = set()
@@ -308,14 +309,53 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     frame = add_derived_columns(frame)
     frame = frame.sort_values(["result_index", "order"], kind="stable").reset_index(drop=True)
     frame.attrs = {
+        "controls": control_records(results, labels, frame),
         "host": dict(manifest.get("host") or {}),
         "bundle_dir": str(bundle_dir),
         "bundle_id": manifest["bundle_id"],
         "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity")},
-        "results": [{"path": str(path), "device": label, "provider": provider}
-                    for path, per_result in zip(paths, labels) for provider, label in per_result],
+        "results": [{"path": str(path), "device": label, "provider": provider, **timing_facts(result)}
+                    for path, per_result, result in zip(paths, labels, results) for provider, label in per_result],
     }
     return frame
+
+
+def control_records(results: Sequence[Mapping[str, Any]], labels: Sequence[Sequence[tuple[str, str]]],
+                    frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The A/A control entries of every result: {"device" (the label of its result and provider), "task" (the group
+    of the file, as the frame names it), "name", "file", "status", "ratio_to_reference", "p50_rounds"}."""
+    records = []
+    for index, (result, per_result) in enumerate(zip(results, labels)):
+        first = result_providers(result)[0]
+        label_of = dict(per_result)
+        for entry in result["models"]:
+            if not isinstance(entry, Mapping) or entry.get("role") != ROLE_CONTROL:
+                continue
+            device = label_of.get(entry.get("provider") or first)
+            same_file = frame[frame["device"].eq(device) & frame["file"].eq(entry.get("file"))]
+            latency = entry.get("latency_ms") if isinstance(entry.get("latency_ms"), Mapping) else {}
+            records.append({
+                "device": device, "task": same_file["task"].iloc[0] if len(same_file) else None,
+                "name": entry.get("name"), "file": entry.get("file"), "status": entry.get("status"),
+                "ratio_to_reference": entry.get("ratio_to_reference"), "p50_rounds": latency.get("p50_rounds"),
+            })
+    return records
+
+
+def timing_facts(result: Mapping[str, Any]) -> dict[str, Any]:
+    """What a result's timing holds, so the report can label results of older runners: "rounds" (windows per file;
+    1 before runner 0.3), "paired" (windows beside reference windows, runner 0.5), "control" (an A/A entry)."""
+    entries = [e for e in result["models"] if isinstance(e, Mapping)]
+    settings = result.get("settings") or {}
+    return {
+        "rounds": settings.get("rounds") or 1,
+        "paired": any(isinstance(e.get("latency_ms"), Mapping) and "reference_p50_rounds" in e["latency_ms"]
+                      for e in entries),
+        "control": any(e.get("role") == ROLE_CONTROL for e in entries),
+        "memory_isolation": next((e["memory_mb"].get("isolation") for e in entries
+                                  if isinstance(e.get("memory_mb"), Mapping) and e["memory_mb"].get("isolation")),
+                                 None),
+    }
 
 
 def is_missing(value: Any) -> bool:

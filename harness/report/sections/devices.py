@@ -10,6 +10,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from harness.report.compare import device_bands, timing_label
 from harness.report.format import DASH, fmt_number, fmt_text, known
 from harness.report.load import call_api, flatten
 from harness.report.render import Block, Heading, Paragraph, Table
@@ -129,15 +130,38 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+MEMORY_ISOLATION_TEXT = {
+    "process": "each file in a fresh process: its own increment, whatever the order",
+    "none": "all files in one process: later files' figures depend on what ran before them",
+}
+
+
+def measuring_facts(frame: pd.DataFrame, device: str) -> dict[str, str]:
+    """Rows of the table that say how one device's result was measured, so results of older runners are labelled as
+    such."""
+    facts = next((r for r in frame.attrs["results"] if r["device"] == device), {})
+    bands = device_bands(frame, device)
+    several = len(bands) > 1
+    aa = "; ".join(f"{task}: {band.ratio.text()}" if several else band.ratio.text() for task, band in bands.items())
+    return {
+        "Timing": timing_label(facts.get("rounds"), facts.get("paired", False), facts.get("control", False)),
+        "A/A control (noise floor)": aa or "none in this result",
+        "Memory per file": MEMORY_ISOLATION_TEXT.get(facts.get("memory_isolation"),
+                                                     "not recorded (runner before 0.5: one process for all files)"),
+    }
+
+
 def devices_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     columns: dict[str, dict[str, str]] = {}
     host = flatten({"device": frame.attrs.get("host") or {}})
+    measured_rows = dict.fromkeys(("Timing", "A/A control (noise floor)", "Memory per file"), DASH)
     columns["Workstation (training ran here)"] = {"Source": "manifest host (torch)", **hardware_facts(host),
-                                                  **run_facts(host)}
+                                                  **run_facts(host), **measured_rows}
     for _, first in frame.drop_duplicates("device").iterrows():
         flat = first.to_dict()
         columns[first["device"]] = {"Source": Path(first["result_path"]).name, **hardware_facts(flat),
-                                    **run_facts(flat), **provider_facts(flat)}
+                                    **run_facts(flat), **provider_facts(flat),
+                                    **measuring_facts(frame, first["device"])}
     table = pd.DataFrame(columns).fillna(DASH)
     table.index.name = "Fact"
     table = table.reset_index()
@@ -147,6 +171,8 @@ def devices_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                   "another provider is a separate device. The workstation trained the models and computed the host "
                   "numbers; it is not a measured device unless one of the result files comes from it. A device label "
                   "ending in ⚠ says, wherever its numbers appear, that its CPU was emulated (timings functional "
-                  "only) or slowed down during the run."),
+                  "only) or slowed down during the run. The A/A control is the dense reference file timed as two "
+                  "entries: the ratio of the two, over the rounds, is the noise floor of every latency comparison "
+                  "on that device."),
         Table(display=table, data=table, csv_name="devices.csv"),
     ]

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.report.compare import device_noise_note
 from harness.report.format import (DASH, FLAG, display_frame, fmt_int, fmt_mean_std, fmt_text, known, mean_std,
                                     unique_name)
 from harness.report.frame import aggregate_seeds, seeds_column, task_column
 from harness.report.load import ACCURACY_FLAG_PP, is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
+from harness.report.sections.methods import ONE_SEED_NOTE
+from runners.contract import experiments_where
 
 def _lab_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Aggregated numbers for measured files plus one row per failed or missing file, in manifest order."""
@@ -106,6 +109,9 @@ def lab_tables_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             blocks.append(Heading(3, f"{device} · {experiment or 'no experiment'}"))
             blocks.append(Table(display=lab_display(agg), data=csv,
                                 csv_name=csv_name))
-            notes = [_settings_note(rows), *_mismatch_notes(rows)]
+            notes = [_settings_note(rows), device_noise_note(frame, device),
+                     *_mismatch_notes(rows)]
+            if experiment in experiments_where("compared") and (agg["n_seeds"] < 2).any():
+                notes.append(ONE_SEED_NOTE)
             blocks.append(Notes(tuple(notes)))
     return blocks

@@ -1,15 +1,57 @@
-"""Pruning methods compared: device accuracy of each method at the highest sparsity the methods share."""
+"""Pruning methods compared: device accuracy of each method at the highest sparsity the methods share, as a claim
+over seeds: the mean and spread over the seeds the bundle has, and which differences those seeds cannot establish.
+
+With one seed the spread is unknown from the data, so the measured seed-to-seed spread of the lab's workload
+(SEED_SPREAD, benchmarks/seed_spread.py) stands in for it."""
 
 from __future__ import annotations
 
+import math
+from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
 
-from harness.report.format import display_frame
+from harness.report.format import display_frame, fmt_int
 from harness.report.frame import NO_METHOD, ok_rows, several_tasks, task_column
-from harness.report.render import Block, Heading, Paragraph, Table
+from harness.report.render import Block, Heading, Notes, Paragraph, Table
 from runners.contract import ONNX, experiment_kind, experiments_where
+
+# Standard deviation over seeds of the MNIST FFN's accuracy after 5 rounds of repeated L1 pruning (86.5% sparsity,
+# no retraining), measured with benchmarks/seed_spread.py --seeds 12 with split seed streams; docs/methods.md.
+SEED_SPREAD_PP = 1.21
+SEED_SPREAD_SOURCE = "repeated L1 pruning of the MNIST FFN at 86.5%, 12 seeds, benchmarks/seed_spread.py"
+# A difference between two methods is established when it exceeds this many standard errors (about 95%).
+ESTABLISHED_Z = 2.0
+
+
+ONE_SEED_NOTE = (f"Rows with one seed have no spread of their own: accuracy differences below the measured seed "
+                 f"spread ({SEED_SPREAD_PP:.2f} points, {SEED_SPREAD_SOURCE}) are not established by them. "
+                 "Run `SEEDS=N make export` (docs/methods.md says how many seeds a claim needs).")
+
+
+def spread_used(std: float, n_seeds: int) -> float:
+    """The seed spread a method's mean is judged with: its own sample std over 2+ seeds, else SEED_SPREAD_PP."""
+    return float(std) if n_seeds >= 2 and not math.isnan(std) else SEED_SPREAD_PP
+
+
+def not_established(acc: pd.DataFrame) -> list[tuple[str, str, float]]:
+    """(method, method, difference in points) for every pair whose difference is within ESTABLISHED_Z standard
+    errors of the difference of two means over seeds (each std from spread_used)."""
+    pairs = []
+    for (a, ra), (b, rb) in combinations(acc.iterrows(), 2):
+        se = math.sqrt(spread_used(ra["std"], ra["n_seeds"]) ** 2 / ra["n_seeds"]
+                       + spread_used(rb["std"], rb["n_seeds"]) ** 2 / rb["n_seeds"])
+        diff = abs(ra["device_accuracy_pct"] - rb["device_accuracy_pct"])
+        if diff <= ESTABLISHED_Z * se:
+            pairs.append((a, b, diff))
+    return pairs
+
+
+def _method_cell(method: str, row: pd.Series) -> str:
+    seeds = int(row["n_seeds"])
+    spread = "" if seeds < 2 else f" ± {row['std']:.2f}"
+    return f"{method} {row['device_accuracy_pct']:.2f}{spread}% ({seeds} seed{'s' if seeds > 1 else ''})"
 
 
 def _common_level(levels: dict[str, set[int]]) -> tuple[int, list[str]] | None:
@@ -46,19 +88,31 @@ def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                 continue
             level, methods = common
             at = group[group["level"].eq(level) & group["method"].isin(methods)]
-            acc = at.groupby("method", sort=False)[["device_accuracy_pct", "host_accuracy_pct",
-                                                    "sparsity_pct"]].mean()
+            by_method = at.groupby("method", sort=False)
+            acc = by_method[["device_accuracy_pct", "host_accuracy_pct", "sparsity_pct"]].mean()
+            acc["std"] = by_method["device_accuracy_pct"].std()
+            acc["n_seeds"] = by_method["seed"].nunique().clip(lower=1) if "seed" in at else 1
             acc = acc.sort_values("device_accuracy_pct", ascending=False)
-            listed = ", ".join(f"{m} {a:.2f}%" for m, a in acc["device_accuracy_pct"].items())
+            listed = ", ".join(_method_cell(m, r) for m, r in acc.iterrows())
             missing = sorted(set(levels) - set(methods))
             absent = f" ({', '.join(missing)} did not reach this sparsity)" if missing else ""
             prefix = f"{task}: " if several_tasks(rows) else ""
-            sentences.append(f"{prefix}At {level}% sparsity {experiment_kind(experiment).words or experiment}: "
-                             f"{listed}{absent}.")
+            sentence = (f"{prefix}At {level}% sparsity {experiment_kind(experiment).words or experiment}: "
+                        f"{listed}{absent}.")
+            unsure = not_established(acc)
+            if unsure:
+                pairs = ", ".join(f"{a} vs {b} ({d:.2f} points)" for a, b, d in unsure)
+                single = (acc["n_seeds"] < 2).any()
+                basis = (f"; a method with one seed is judged with the measured seed spread of {SEED_SPREAD_PP:.2f} "
+                         f"points ({SEED_SPREAD_SOURCE})" if single else "")
+                sentence += (f" Not established over these seeds (difference within {ESTABLISHED_Z:g} standard "
+                             f"errors{basis}): {pairs}.")
+            sentences.append(sentence)
             for method, values in acc.iterrows():
                 table_rows.append({"device": device, "task": task, "experiment": experiment, "method": method,
                                    "level_pct": level, "sparsity_pct": values["sparsity_pct"],
                                    "device_accuracy_pct": values["device_accuracy_pct"],
+                                   "device_accuracy_std": values["std"], "n_seeds": values["n_seeds"],
                                    "host_accuracy_pct": values["host_accuracy_pct"]})
         if sentences:
             blocks += [Heading(3, device), Paragraph(" ".join(sentences))]
@@ -72,12 +126,18 @@ def methods_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         ("Method", "method", None),
         ("Sparsity (%)", "sparsity_pct", ".2f"),
         ("Accuracy (%) device", "device_accuracy_pct", ".2f"),
+        ("± std over seeds", "device_accuracy_std", ".2f"),
+        ("Seeds", "n_seeds", fmt_int),
         ("Accuracy (%) host", "host_accuracy_pct", ".2f"),
     ])
+    notes = [ONE_SEED_NOTE] if (data["n_seeds"] < 2).any() else []
     return [
         Heading(2, "Pruning methods compared"),
         Paragraph("Device accuracy of the plain ONNX file of each method at the highest sparsity (rounded to 1%) "
-                  "that the methods share, mean over seeds; the plots above show every iteration."),
+                  "that the methods share: mean ± sample standard deviation over the seeds the bundle has; the "
+                  "plots above show every iteration. Two methods' difference counts as established when it exceeds "
+                  f"{ESTABLISHED_Z:g} standard errors of the difference of their means."),
         *blocks,
         Table(display=display, data=data, csv_name="methods.csv"),
+        *([Notes(tuple(notes))] if notes else []),
     ]

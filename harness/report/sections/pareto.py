@@ -1,5 +1,8 @@
 """Pareto frontiers per device and task: the files (model x format) no other file beats on device accuracy and
-latency, or on device accuracy and disk size; and the best deployable file (fastest within 1 point of dense)."""
+latency, or on device accuracy and disk size; and the best deployable file (fastest within 1 point of dense).
+
+Latency is compared through intervals (harness.report.compare): files whose latency intervals overlap are equally
+fast here, so neither the frontier nor the best deployable file ranks what the measurements cannot tell apart."""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from harness.report.compare import (AABand, Ratio, aa_band, band_sentence, indistinguishable, latency_ratio,
+                                    noise_mark, ratio_cell, records)
 from harness.report.format import display_frame, fmt_number, unique_name
-from harness.report.frame import baseline_mask, is_structured, technique_label
-from harness.report.load import is_missing
+from harness.report.frame import baseline_mask, technique_label
 from harness.report.plots import log_scale_if_wide, new_figure, save
 from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
 from runners.contract import ONNX
@@ -21,17 +25,24 @@ DEPLOYABLE_PP = 1.0
 AXES = {"latency": ("latency_p50_ms", "Device latency p50 (ms)"), "size": ("disk_mb", "Disk size on the device (MB)")}
 
 
-def pareto_mask(accuracy: np.ndarray, cost: np.ndarray) -> np.ndarray:
+def pareto_mask(accuracy: np.ndarray, cost: np.ndarray, low: np.ndarray | None = None,
+                high: np.ndarray | None = None) -> np.ndarray:
     """True where no other point has accuracy >= and cost <= with at least one strictly better.
 
-    Identical points do not dominate each other, so ties are all on the frontier; NaN is never on it.
+    With a cost interval [low, high] per point, costs whose intervals overlap count as equal: a point is beaten only
+    by one at least as accurate that is more accurate or whose whole interval lies below its own. Identical points
+    do not dominate each other, so ties are all on the frontier; NaN is never on it.
     Written by hand: O(n^2) over a few dozen files, no library on the dependency list offers it.
     """
     accuracy, cost = np.asarray(accuracy, dtype=float), np.asarray(cost, dtype=float)
+    low = cost if low is None else np.where(np.isfinite(low), np.asarray(low, dtype=float), cost)
+    high = cost if high is None else np.where(np.isfinite(high), np.asarray(high, dtype=float), cost)
     valid = np.isfinite(accuracy) & np.isfinite(cost)
     mask = valid.copy()
     for i in np.flatnonzero(valid):
-        others = valid & (accuracy >= accuracy[i]) & (cost <= cost[i]) & ((accuracy > accuracy[i]) | (cost < cost[i]))
+        not_slower = low <= high[i]
+        faster = high < low[i]
+        others = valid & (accuracy >= accuracy[i]) & not_slower & ((accuracy > accuracy[i]) | faster)
         mask[i] = not others.any()
     return mask
 
@@ -70,9 +81,25 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
     save(fig, path)
 
 
-def best_deployable(rows: pd.DataFrame) -> str | None:
-    """One sentence: the fastest file within DEPLOYABLE_PP of the dense fp32 baseline's device accuracy."""
+def dense_reference_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The dense baseline's plain ONNX files among one device's rows of one task (the runner's reference first)."""
     base = rows[baseline_mask(rows) & rows["format"].eq(ONNX)]
+    if "role" in base:
+        base = base.assign(_first=~base["role"].eq("reference")).sort_values("_first", kind="stable")
+        base = base.drop(columns="_first")
+    return base
+
+
+def relative_latency(rows: pd.DataFrame) -> list[Ratio | None]:
+    """Each file's latency over the dense baseline's, with its interval where the result has rounds."""
+    dense = records(dense_reference_rows(rows))
+    return [latency_ratio([row], dense) if dense else None for row in records(rows)]
+
+
+def best_deployable(rows: pd.DataFrame, band: AABand | None = None) -> str | None:
+    """Sentences: the fastest file within DEPLOYABLE_PP of the dense fp32 baseline's device accuracy, its speed-up
+    with its interval, whether that is within the A/A noise, and which files it cannot be told apart from."""
+    base = dense_reference_rows(rows)
     if base.empty:
         return None
     base = base.iloc[0]
@@ -80,32 +107,31 @@ def best_deployable(rows: pd.DataFrame) -> str | None:
     candidates = rows[rows["device_accuracy_pct"].round(9) >= round(floor, 9)].dropna(subset=["latency_p50_ms"])
     if candidates.empty:
         return None
-    best = candidates.loc[candidates["latency_p50_ms"].idxmin()]
-    speedup = base["latency_p50_ms"] / best["latency_p50_ms"]
+    dense = records(dense_reference_rows(rows))
+    speedups = {index: latency_ratio([row], dense) for index, row in zip(candidates.index, records(candidates))}
+    speedups = {index: ratio.inverse() for index, ratio in speedups.items() if ratio is not None}
+    if not speedups:
+        return None
+    best_index = max(speedups, key=lambda index: speedups[index].median)
+    best, ratio = candidates.loc[best_index], speedups[best_index]
     size = base["disk_mb"] / best["disk_mb"]
     text = (f"Best deployable: {best['name']} ({best['format']}), {best['device_accuracy_pct']:.2f}% vs the dense "
             f"baseline's {base['device_accuracy_pct']:.2f}%, p50 {fmt_number(best['latency_p50_ms'], '.3g')} ms: "
-            f"speed-up {speedup:.2f}× and size reduction {size:.2f}× against the dense fp32 ONNX file "
+            f"speed-up {ratio_cell(ratio, band)} and size reduction {size:.2f}× against the dense fp32 ONNX file "
             f"(p50 {fmt_number(base['latency_p50_ms'], '.3g')} ms, {fmt_number(best['disk_mb'], '.4g')} MB vs "
             f"{fmt_number(base['disk_mb'], '.4g')} MB).")
-    ci_best, ci_base = best.get("latency_ms.p50_ci95"), base.get("latency_ms.p50_ci95")
-    if (best["name"], best["format"]) != (base["name"], base["format"]) and _overlap(ci_best, ci_base):
-        text += " Its p50 95% interval overlaps the baseline's, so the speed difference is within measurement noise."
-    copies = rows[rows["format"].eq(ONNX) & rows["sparsity"].fillna(-1).eq(0) & ~is_structured(rows)]
-    p50 = copies["latency_p50_ms"].dropna()
-    if len(p50) >= 2 and p50.min() > 0:
-        text += (f" Unpruned copies of the dense model ({len(p50)} files) measured {fmt_number(p50.min(), '.3g')} to "
-                 f"{fmt_number(p50.max(), '.3g')} ms here, a {p50.max() / p50.min() - 1:.1%} spread between runs: "
-                 "latency differences smaller than that are noise, not the model.")
+    if noise_mark(ratio, band) and (best["name"], best["format"]) != (base["name"], base["format"]):
+        text += (" Its speed-up lies inside the A/A band, so it is not established that it runs faster than the "
+                 "dense file at all.")
+    tied = indistinguishable(((file_label(candidates.loc[i]), r) for i, r in speedups.items() if i != best_index),
+                             ratio)
+    if tied and ratio.ci95 is not None:
+        shown = ", ".join(tied[:6]) + (f" and {len(tied) - 6} more" if len(tied) > 6 else "")
+        text += (f" Not ranked against it: {len(tied)} other file(s) within the accuracy budget whose speed-up "
+                 f"intervals overlap its own ({shown}).")
+    elif ratio.ci95 is None:
+        text += " This result has no rounds, so the speed-up has no interval and close files may be in any order."
     return text
-
-
-def _overlap(a, b) -> bool:
-    if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)) or len(a) != 2 or len(b) != 2:
-        return False
-    if any(is_missing(v) for v in (*a, *b)):
-        return False
-    return a[0] <= b[1] and b[0] <= a[1]
 
 
 def pareto_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
@@ -118,17 +144,36 @@ def pareto_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                   "no other file of the same task on the same device is at least as accurate and at least as cheap "
                   "(p50 latency, or disk size) and strictly better in one of the two; equal files are all kept. "
                   f"Best deployable: the fastest file within {DEPLOYABLE_PP:g} point of the dense baseline's device "
-                  "accuracy."),
+                  "accuracy. Latencies are compared as ratios to the dense file with their 95% intervals over the "
+                  "rounds: files whose intervals overlap count as equally fast, so a file leaves the latency "
+                  "frontier only for one at least as accurate that is more accurate or clearly faster."),
     ]
     names: set[str] = set()
     for (device, task), rows in ok.groupby(["device", "task"], sort=False):
         rows = rows.assign(label=rows.apply(file_label, axis=1))
-        marks = {axis: pareto_mask(rows["device_accuracy_pct"], rows[x]) for axis, (x, _) in AXES.items()}
+        band = aa_band(frame, device, task)
+        relative = relative_latency(rows)
+        rows = rows.assign(
+            latency_vs_dense=[np.nan if r is None else r.median for r in relative],
+            latency_vs_dense_low=[np.nan if r is None or r.ci95 is None else r.ci95[0] for r in relative],
+            latency_vs_dense_high=[np.nan if r is None or r.ci95 is None else r.ci95[1] for r in relative],
+            latency_vs_dense_text=[ratio_cell(r, band) for r in relative])
+        # the latency frontier compares latencies relative to dense (one scale for every file of the group)
+        # wherever the result has them, with their intervals
+        cost = rows["latency_vs_dense"].where(rows["latency_vs_dense"].notna(), rows["latency_p50_ms"])
+        has_ratio = rows["latency_vs_dense"].notna().all()
+        marks = {
+            "latency": pareto_mask(rows["device_accuracy_pct"], cost if has_ratio else rows["latency_p50_ms"],
+                                   rows["latency_vs_dense_low"] if has_ratio else None,
+                                   rows["latency_vs_dense_high"] if has_ratio else None),
+            "size": pareto_mask(rows["device_accuracy_pct"], rows["disk_mb"]),
+        }
         rows = rows.assign(frontier_latency=marks["latency"], frontier_size=marks["size"])
         members = rows[rows["frontier_latency"] | rows["frontier_size"]].sort_values("latency_p50_ms")
         title = f"{device} · {task}" if task else device
         blocks.append(Heading(3, title))
-        sentence = best_deployable(rows)
+        blocks.append(Paragraph(band_sentence(band)))
+        sentence = best_deployable(rows, band)
         if sentence:
             blocks.append(Paragraph(sentence))
         display = display_frame(members, [
@@ -136,11 +181,13 @@ def pareto_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             ("Name", "name", None),
             ("Accuracy (%) device", "device_accuracy_pct", ".2f"),
             ("Latency p50 (ms)", "latency_p50_ms", ".3g"),
+            ("Latency vs dense [95%]", "latency_vs_dense_text", None),
             ("Disk Size (MB)", "disk_mb", ".4g"),
             ("Accuracy-latency frontier", "frontier_latency", _yes),
             ("Accuracy-size frontier", "frontier_size", _yes),
         ])
-        data = rows[["device", "task", "name", "format", "file", "device_accuracy_pct", "latency_p50_ms", "disk_mb",
+        data = rows[["device", "task", "name", "format", "file", "device_accuracy_pct", "latency_p50_ms",
+                     "latency_vs_dense", "latency_vs_dense_low", "latency_vs_dense_high", "disk_mb",
                      "frontier_latency", "frontier_size"]]
         blocks.append(Table(display=display, data=data,
                             csv_name=unique_name(f"pareto-{slug(title)}", ".csv", names)))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.report.compare import device_noise_note
 from harness.report.format import FLAG, display_frame, fmt_number, unique_name
 from harness.report.frame import manifest_models, sparsity_rate_pct, technique_label
 from harness.report.load import is_missing
@@ -82,7 +83,7 @@ def quantization_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                             "status", "sparsity_rate_pct", "device_accuracy_pct", "fp32_accuracy_pct",
                             "drop_vs_fp32_pp", "quant_flag", "host_accuracy_pct", "int8_host_flag", "disk_mb",
                             "latency_p50_s"]]
-        blocks += [Heading(3, device),
+        blocks += [Heading(3, device), Paragraph(device_noise_note(frame, device)),
                    Table(display=display, data=data,
                          csv_name=unique_name(f"quantization-{slug(device)}", ".csv", csv_names))]
         flagged = device_rows[device_rows["quant_flag"]]

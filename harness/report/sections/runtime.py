@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.report.compare import device_noise_note
 from harness.report.format import display_frame, fmt_count, fmt_number, unique_name
 from harness.report.frame import (baseline_mask, column, is_structured, manifest_models, plan_position,
                                    several_tasks, sparsity_rate_pct, technique_label)
@@ -88,6 +89,6 @@ def runtime_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             text = (f"{first['device']} is another machine than the workstation "
                     f"({first.get('device.cpu_model') or 'CPU unknown'}), so its column differs from the host "
                     "column by hardware as well as by runtime.")
-        notes.append(text)
+        notes.append(f"{text} {device_noise_note(frame, first['device'])}")
     blocks.append(Notes(tuple(notes)))
     return blocks

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness.report.compare import PAIRED, Ratio, band_sentence, device_bands
 from harness.report.format import display_frame, fmt_int, fmt_ratio, unique_name
 from harness.report.frame import VARIANT_COLUMNS, task_column
 from harness.report.render import Block, Heading, Paragraph, Table, slug
@@ -21,13 +22,16 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     pairs = pairs[pairs["name"].isin(with_sparse)]
     if pairs.empty or pairs["format"].nunique() < 2:
         return []
-    peak = "memory_mb.rss_peak"
+    # the file's own peak (runner 0.5: measured in a fresh process) where the results have it, else the process's
+    own = "memory_mb.peak_increment"
+    peak = own if own in pairs and pairs[own].notna().all() else "memory_mb.rss_peak"
     measures = ["disk_mb", "session_ms", "latency_p50_ms"] + ([peak] if peak in pairs else [])
     blocks: list[Block] = [
         Heading(3, "What the sparse-initializer file buys on the device"),
         Paragraph("Plain ONNX (`onnx`) against the same weights stored as ONNX sparse initializers (`onnx-sparse`), "
                   "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MiB, 2^20 bytes) "
-                  "while that file was loaded and run."),
+                  "while that file was loaded and run; from runner 0.5 on, the file's own peak (+MiB: what loading "
+                  "and running it added to a fresh process)."),
     ]
     names: set[str] = set()
     for device, rows in pairs.groupby("device", sort=False):
@@ -47,7 +51,8 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         data = data.reset_index().drop(columns="series")
         data = data.sort_values(["task", "experiment", "sparsity_pct"], kind="stable", ignore_index=True)
         labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
-                  "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MiB)", ".4g")}
+                  "latency_p50_ms": ("p50 (ms)", ".3g"), "memory_mb.rss_peak": ("Peak RSS (MiB)", ".4g"),
+                  own: ("Peak +MiB", ".3g")}
         columns = [
             task_column(data),
             ("Experiment", "experiment", None),
@@ -70,6 +75,11 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                    f"load takes {load_ratio:.2f}× the plain file's (median) and its p50 latency is {p50_ratio:.2f}× "
                    "(median): onnxruntime densifies sparse initializers at load, so the sparse file saves disk and "
                    "transfer, not inference time.")
+        bands = device_bands(frame, device)
+        summary += " " + (band_sentence(None) if not bands else "; ".join(
+            f"{band_sentence(band)[:-1]} ({task}: the sparse/dense p50 ratio is "
+            f"{'inside' if band.contains(Ratio(p50_ratio, None, 0, PAIRED)) else 'outside'} it)"
+            for task, band in bands.items()) + ".")
         blocks += [Paragraph(summary),
                    Table(display=display, data=data,
                          csv_name=unique_name(f"sparse-file-{slug(device)}", ".csv", names))]

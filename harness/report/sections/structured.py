@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.report.compare import AABand, aa_band, band_sentence, noise_mark, ratio_cell, records, speedup
 from harness.report.format import DASH, FLAG, display_frame, fmt_count, fmt_ratio, format_rank, unique_name
 from harness.report.frame import (baseline_mask, column, is_structured, manifest_models, plan_position,
                                   sparsity_rate_pct, technique_label)
@@ -124,8 +125,10 @@ def under_pruned_notes(models: pd.DataFrame) -> list[str]:
             for _, row in rows.iterrows()]
 
 
-def _device_table(rows: pd.DataFrame, chosen: pd.DataFrame, dense_macs: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the raw numbers, the displayed table) of one device's structured variants and its dense baseline."""
+def _device_table(rows: pd.DataFrame, chosen: pd.DataFrame, dense_macs: float, band: AABand | None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the raw numbers, the displayed table) of one device's structured variants and its dense baseline; speed-ups
+    are paired ratios over rounds with their intervals (harness.report.compare), marked within the A/A band."""
     base = _baseline_device(rows)
     # One row per structured variant (its seeds averaged) and file format, the dense baseline first, then the
     # variants in plan order.
@@ -137,9 +140,15 @@ def _device_table(rows: pd.DataFrame, chosen: pd.DataFrame, dense_macs: float) -
                            kept_summary=chosen.apply(kept_summary, axis=1))
     grouped = chosen.groupby(["technique", "variant", "format"], sort=False, dropna=False)
     agg = grouped[["position", *MEASURES]].mean().join(grouped[FACTS].first()).reset_index()
+    dense_rows = records(rows[baseline_mask(rows) & rows["format"].eq(ONNX) & rows["status"].eq("ok")])
+    ratios = [speedup(records(group), dense_rows) for _, group in grouped]
+    agg["speedup"] = [np.nan if r is None else r.median for r in ratios]
+    agg["speedup_ci95"] = [None if r is None else r.ci95 for r in ratios]
+    agg["speedup_method"] = [None if r is None else r.method for r in ratios]
+    agg["within_noise"] = [noise_mark(r, band) == "within noise" for r in ratios]
+    agg["speedup_text"] = [ratio_cell(r, band) for r in ratios]
     agg = agg.sort_values(["format", "position"], key=_format_ranks, kind="stable")
     agg = agg.drop(columns=["variant", "position"])
-    agg["speedup"] = base["latency_p50_ms"] / agg["latency_p50_ms"] if base is not None else np.nan
     agg["size_ratio"] = agg["disk_mb"] / base["disk_mb"] if base is not None else np.nan
     has = {name: chosen[name].ne(DASH).any() for name in FACTS}
     display = display_frame(agg, [
@@ -149,7 +158,7 @@ def _device_table(rows: pd.DataFrame, chosen: pd.DataFrame, dense_macs: float) -
         ("Accuracy (%)", "device_accuracy_pct", ".2f"),
         ("Latency (s)", "latency_p50_s", ".3g"),
         ("Disk Size (MB)", "disk_mb", ".4g"),
-        ("Speed-up vs dense", "speedup", fmt_ratio),
+        ("Speed-up vs dense [95%]", "speedup_text", None),
         ("Size vs dense", "size_ratio", fmt_ratio),
         ("Params", "params", fmt_count),
         ("MACs", "macs", fmt_count) if agg["macs"].notna().any() else None,
@@ -187,7 +196,9 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         Paragraph("Structured pruning removes whole neurons, heads, layers or channels, so the exported model has "
                   "fewer parameters. Sparsity Rate = 1 - parameters / parameters of the task's dense baseline. "
                   "Accuracy, latency (p50) and disk size are measured on the device; speed-up and size are relative "
-                  "to the dense baseline's plain ONNX file on the same device. Params and MACs (multiply-accumulates "
+                  "to the dense baseline's plain ONNX file on the same device. A speed-up is the median over rounds "
+                  "of the ratio of two windows timed next to each other, with its 95% interval (t on the log "
+                  "ratios); one inside the A/A band is marked within noise. Params and MACs (multiply-accumulates "
                   "of one input row) are the host's counts; Units removed is the share of the units the variant was "
                   "asked to remove that went, against the share asked; Kept widths counts the narrowed layers per "
                   "dense→kept width (every layer is listed below the device tables)."),
@@ -202,9 +213,11 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         if not is_structured(chosen).any():
             continue
         found = True
-        agg, display = _device_table(rows, chosen, dense_macs.get(task, np.nan))
+        band = aa_band(frame, device, task)
+        agg, display = _device_table(rows, chosen, dense_macs.get(task, np.nan), band)
         blocks.append(Heading(3, f"{device} · {task}"))
-        blocks.append(Table(display=display, data=agg.assign(device=device, task=task),
+        blocks.append(Paragraph(band_sentence(band)))
+        blocks.append(Table(display=display, data=agg.drop(columns="speedup_text").assign(device=device, task=task),
                             csv_name=unique_name(f"structured-{slug(device)}-{slug(task)}", ".csv", csv_names)))
         if _baseline_device(rows) is None:
             blocks.append(Paragraph("No dense baseline was measured on this device, so speed-up and size are not "
