@@ -19,7 +19,6 @@ from __future__ import annotations
 import fnmatch
 import gc
 import json
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +32,7 @@ from runners.contract import RESULT_SCHEMA, is_onnx_format
 from runners.errors import BundleError, FileChanged, ModelError, one_line
 from runners.files import atomic_write
 from runners.memory import MB, PeakMemory, empty_memory
+from runners.progress import Progress
 from runners.session import (check_dependencies, eval_accuracy, make_call, make_session, prime_onnxruntime,
                              session_io, timed_runs)
 from runners.settings import BenchSettings
@@ -196,7 +196,7 @@ def _progress_line(i: int, total: int, entry: dict[str, Any]) -> str:
 
 
 def interleaved_rounds(bundle: Path, pairs: list, entries: list[dict[str, Any]], times: list[list[float]],
-                       settings: BenchSettings, evals: EvalSets, progress: Callable[[str], None]) -> None:
+                       settings: BenchSettings, evals: EvalSets, progress: Progress) -> None:
     """Rounds 2..R: every measured file timed again, file after file, so a slow spell on a shared machine lands on
     all files instead of on whichever file was running. Each entry's latency_ms then pools all R windows and lists
     each window's p50 (``p50_rounds``), whose spread shows how much the machine drifted."""
@@ -204,6 +204,7 @@ def interleaved_rounds(bundle: Path, pairs: list, entries: list[dict[str, Any]],
     for round_no in range(2, settings.rounds + 1):
         for i, ((model, file_entry), entry) in enumerate(zip(pairs, entries)):
             if entry["status"] != "ok":
+                progress.update(1)
                 continue
             try:
                 window = retime_file(bundle, model, file_entry, settings, evals)
@@ -215,19 +216,21 @@ def interleaved_rounds(bundle: Path, pairs: list, entries: list[dict[str, Any]],
                 continue
             times[i].extend(window)
             p50s[i].append(float(np.median(window)) * 1e3)
-        progress(f"round {round_no}/{settings.rounds} done")
+            progress.update(1)
+        progress.finished(f"round {round_no}/{settings.rounds} done")
     for entry, t, rounds in zip(entries, times, p50s):
         if entry["status"] == "ok":
             entry["latency_ms"] = {**latency_stats(np.asarray(t) * 1e3), "p50_rounds": rounds}
 
 
 def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | None = None,
-              progress: Callable[[str], None] | None = None, manifest: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None, manifest: dict[str, Any] | None = None,
+              quiet: bool = False) -> dict[str, Any]:
     """Measure a bundle and return the ``edgeprune.result/1`` dict (nothing is written).
 
     Raises BundleError for a bundle that cannot be read at all; a bad model file becomes an error entry.
-    ``progress`` receives one line per measured file (default: stderr).
+    ``progress`` receives one line per measured file and per later round; without it those lines go to stderr,
+    below a bar with the time left when stderr is a terminal (runners.progress). ``quiet``: no lines at all.
     """
     from runners.device import device_facts
 
@@ -235,9 +238,6 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     bundle = Path(bundle)
     if manifest is None:
         manifest = load_manifest(bundle)
-    if progress is None:
-        def progress(line: str) -> None:
-            print(line, file=sys.stderr, flush=True)
 
     pairs = selected_files(manifest, settings.models)
     if not pairs and settings.models is None:
@@ -248,17 +248,22 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     prime_onnxruntime(settings)
     evals = EvalSets(bundle, manifest.get("evals") or {})
     entries, times = [], []
-    for i, (model, file_entry) in enumerate(pairs, 1):
-        times.append([])
-        if file_entry is None:
-            entry = _entry(model, None)
-            entry["error"] = "manifest lists no file with an onnx format for this model"
-        else:
-            entry = bench_file(bundle, model, file_entry, settings, evals, times_out=times[-1])
-        entries.append(entry)
-        progress(_progress_line(i, len(pairs), entry))
+    round_text = f"round 1/{settings.rounds}" if settings.rounds > 1 else "bench"
+    with Progress(round_text, total=len(pairs), unit="file", quiet=quiet, lines=progress) as bar:
+        for i, (model, file_entry) in enumerate(pairs, 1):
+            times.append([])
+            if file_entry is None:
+                entry = _entry(model, None)
+                entry["error"] = "manifest lists no file with an onnx format for this model"
+            else:
+                entry = bench_file(bundle, model, file_entry, settings, evals, times_out=times[-1])
+            entries.append(entry)
+            bar.update(1)
+            bar.finished(_progress_line(i, len(pairs), entry))
     if settings.rounds > 1:
-        interleaved_rounds(bundle, pairs, entries, times, settings, evals, progress)
+        with Progress(f"rounds 2-{settings.rounds}", total=(settings.rounds - 1) * len(pairs), unit="file",
+                      quiet=quiet, lines=progress) as bar:
+            interleaved_rounds(bundle, pairs, entries, times, settings, evals, bar)
     return {
         "schema": RESULT_SCHEMA,
         "bundle": manifest.get("bundle_id"),

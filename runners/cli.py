@@ -45,7 +45,7 @@ def main() -> None:
     """edgeprune device runner: measure a bundle's ONNX models on this device (no torch needed)."""
 
 
-@main.command()
+@main.command(context_settings={"max_content_width": 100})
 @click.argument("bundle", type=click.Path(path_type=Path, file_okay=True, dir_okay=True))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Result JSON to write (edgeprune.result/1); written atomically.")
@@ -73,21 +73,25 @@ def main() -> None:
               help="Only models whose name matches this glob (e.g. 'mnist-*').")
 @click.option("--label", default=None, help="Device label in the result (default: hostname).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")
+@click.option("--quiet", is_flag=True, help="No progress output (the summary line and errors are still printed).")
 def bench(bundle: Path, out: Path, threads: int, batch_size: int, warmup: int, min_runs: int,
           min_seconds: float, api: str, rounds: int, eval_batch_size: int, models_glob: str | None,
-          label: str | None, strict: bool) -> None:
-    """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
+          label: str | None, strict: bool, quiet: bool) -> None:
+    """Measure every ONNX file of BUNDLE (a folder written by `harness export`) and write the result JSON to --out.
+
+    On a terminal a bar shows the files done and the time left; in a log, one line per measured file and round.
+    """
     _check_out(out)
     settings = BenchSettings(threads=threads, batch_size=batch_size, warmup=warmup, min_runs=min_runs,
                              min_seconds=min_seconds, api=api, rounds=rounds, eval_batch_size=eval_batch_size,
                              models=models_glob)
     try:
         manifest = load_manifest(bundle)
-        click.echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
-                   f"threads {threads or 'default'}, batch {batch_size}, calls via {api}"
-                   + (f", {rounds} rounds" if rounds > 1 else ""), err=True)
-        result = run_bench(bundle, settings, label=label, progress=lambda line: click.echo(line, err=True),
-                           manifest=manifest)
+        if not quiet:
+            click.echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
+                       f"threads {threads or 'default'}, batch {batch_size}, calls via {api}"
+                       + (f", {rounds} rounds" if rounds > 1 else ""), err=True)
+        result = run_bench(bundle, settings, label=label, manifest=manifest, quiet=quiet)
     except BundleError as exc:
         raise InputError(str(exc)) from None
     try:

@@ -29,7 +29,7 @@ import os
 import sys
 
 try:
-    import click, numpy, onnxruntime, psutil  # noqa: F401  the runner's requirements.txt
+    import click, numpy, onnxruntime, psutil, tqdm  # noqa: F401  the runner's requirements.txt
 except ImportError as exc:
     req = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "requirements.txt")
     sys.stderr.write("runner: missing Python package %r; install the runner's requirements first: "

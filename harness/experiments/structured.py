@@ -7,7 +7,6 @@ variant stores the slicing plan in `model["plan"]`, so Variant.build rebuilds it
 from __future__ import annotations
 
 import dataclasses
-import sys
 from dataclasses import dataclass
 
 from harness.data import TaskData
@@ -17,6 +16,7 @@ from harness.experiments.store import ensure_config, experiment_folder, variant_
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.structured import prune_structured, structure_ratio
 from harness.training import seed_everything, train
+from runners.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: Ta
                              "round_to": ss.round_to, "importance": ss.importance, "structure": ss.kind,
                              "plan_index": plan_index})
     variant = save_variant(variant, model, task, folder, **({"train": info} if info else {}))
-    if not quiet:
-        m = variant.metrics
-        print(f"  structured {ss.method} {ss.ratio:g}: params {m['params']} accuracy {m['accuracy']:.2%} "
-              f"(dense {base.metrics['accuracy']:.2%})", file=sys.stderr)
+    m = variant.metrics
+    Progress("structured", quiet=quiet).finished(
+        f"  structured {ss.method} {ss.ratio:g}: params {m['params']} accuracy {m['accuracy']:.2%} "
+        f"(dense {base.metrics['accuracy']:.2%})", timing=False)
     return variant
