@@ -21,12 +21,12 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     pairs = pairs[pairs["name"].isin(with_sparse)]
     if pairs.empty or pairs["format"].nunique() < 2:
         return []
-    peak = "memory_mb.rss_peak"
-    measures = ["disk_mb", "session_ms", "latency_p50_ms"] + ([peak] if peak in pairs else [])
+    peak = "peak_memory_mb"
+    measures = ["disk_mb", "session_ms", "latency_p50_ms"] + ([peak] if pairs[peak].notna().any() else [])
     blocks: list[Block] = [
         Heading(3, "What the sparse-initializer file buys on the device"),
         Paragraph("Plain ONNX (`onnx`) against the same weights stored as ONNX sparse initializers (`onnx-sparse`), "
-                  "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MiB, 2^20 bytes) "
+                  "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MB, 10^6 bytes) "
                   "while that file was loaded and run."),
     ]
     names: set[str] = set()
@@ -47,7 +47,7 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         data = data.reset_index().drop(columns="series")
         data = data.sort_values(["task", "experiment", "sparsity_pct"], kind="stable", ignore_index=True)
         labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
-                  "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MiB)", ".4g")}
+                  "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MB)", ".4g")}
         columns = [
             task_column(data),
             ("Experiment", "experiment", None),

@@ -14,7 +14,7 @@ from harness.report.render import Block, Heading, Paragraph, Table, slug
 from runners.contract import ONNX
 
 # What the table shows of each variant, averaged over its seeds.
-MEASURES = ["sparsity_rate_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms", "disk_mb"]
+MEASURES = ["sparsity_rate_pct", "device_accuracy_pct", "latency_p50_ms", "disk_mb"]
 
 
 def _baseline_device(rows: pd.DataFrame) -> pd.Series | None:
@@ -22,7 +22,7 @@ def _baseline_device(rows: pd.DataFrame) -> pd.Series | None:
     base = rows[baseline_mask(rows) & rows["format"].eq(ONNX) & rows["status"].eq("ok")]
     if base.empty:
         return None
-    return base[["device_accuracy_pct", "latency_p50_ms", "latency_p50_s", "disk_mb", "params"]].mean()
+    return base[["device_accuracy_pct", "latency_p50_ms", "disk_mb", "params"]].mean()
 
 
 def _format_ranks(values: pd.Series) -> pd.Series:
@@ -66,7 +66,7 @@ def structured_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             ("Format", "format", None) if agg["format"].nunique() > 1 else None,
             ("Sparsity Rate (%)", "sparsity_rate_pct", ".2f"),
             ("Accuracy (%)", "device_accuracy_pct", ".2f"),
-            ("Latency (s)", "latency_p50_s", ".3g"),
+            ("Latency p50 (ms)", "latency_p50_ms", ".3g"),
             ("Disk Size (MB)", "disk_mb", ".4g"),
             ("Speed-up vs dense", "speedup", fmt_ratio),
             ("Size vs dense", "size_ratio", fmt_ratio),
