@@ -53,6 +53,7 @@ class Table:
 class Image:
     file: str  # a PNG the section wrote into the output folder
     alt: str
+    caption: str = ""  # one line under the plot: what to look at
 
 
 Block = Union[Heading, Paragraph, Notes, Table, Image]
@@ -86,7 +87,7 @@ def to_markdown(blocks: Sequence[Block]) -> str:
         elif isinstance(block, Table):
             parts.append(markdown_table(block.display) + f"\n\nCSV: [{block.csv_name}]({block.csv_name})")
         elif isinstance(block, Image):
-            parts.append(f"![{block.alt}]({block.file})")
+            parts.append(f"![{block.alt}]({block.file})" + (f"\n\n*{block.caption}*" if block.caption else ""))
     return "\n\n".join(parts) + "\n"
 
 
@@ -94,14 +95,31 @@ def _inline_html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
+# Tables stay within the page: cells wrap long names at any character rather than push the table past the edge
+# (tests/test_report_browser.py checks it in Chromium). Print: the whole width of the paper, figures kept whole.
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: #f2f2f2; }
+thead { display: table-header-group; }
+figure { margin: 0.5em 0 1.2em; }
+figcaption { font-size: 0.9em; color: #444; font-style: italic; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-code { background: #f5f5f5; padding: 0 0.2em; }
+code { background: #f5f5f5; padding: 0 0.2em; overflow-wrap: anywhere; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  figure, img { break-inside: avoid; }
+  img { max-height: 170mm; }
+  h2, h3 { break-after: avoid; }
+}
 """
+
+
+def _compact(table_html: str) -> str:
+    """One line per table row, so the page source reads like the Markdown (the summary within its first lines)."""
+    return re.sub(r"(</tr>|<tbody>|</thead>)", r"\1\n", re.sub(r">\s+<", "><", table_html)).strip()
 
 
 def to_html(blocks: Sequence[Block]) -> str:
@@ -114,14 +132,16 @@ def to_html(blocks: Sequence[Block]) -> str:
         elif isinstance(block, Notes):
             parts.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block.items) + "</ul>")
         elif isinstance(block, Table):
-            parts.append(block.display.to_html(index=False, border=0, escape=True, na_rep="—"))
+            parts.append(_compact(block.display.to_html(index=False, border=0, escape=True, na_rep="—")))
             name = html.escape(block.csv_name)
             parts.append(f'<p class="csv">CSV: <a href="{name}">{name}</a></p>')
         elif isinstance(block, Image):
-            parts.append(f'<p><img src="{html.escape(block.file)}" alt="{html.escape(block.alt)}"></p>')
+            caption = f"<figcaption>{_inline_html(block.caption)}</figcaption>" if block.caption else ""
+            parts.append(f'<figure><img src="{html.escape(block.file)}" alt="{html.escape(block.alt)}">'
+                         f"{caption}</figure>")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(TITLE)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<title>{html.escape(TITLE)}</title>\n<style>{' '.join(STYLE.split())}</style>\n</head>\n<body>\n"
         + "\n".join(parts)
         + "\n</body>\n</html>\n"
     )
