@@ -174,7 +174,10 @@ def report_cmd(results, bundle_dir, out, pdf) -> None:
     if pdf == "no":
         return
     try:
-        click.echo(f"report: {write_pdf(path.with_name('report.html'), path.with_name('report.pdf'))}")
+        check = write_pdf(path.with_name("report.html"), path.with_name("report.pdf"))
+        click.echo(f"report: {path.with_name('report.pdf')}")
+        for problem in check.broken_images + check.overflowing:
+            click.echo(f"report.pdf: {problem}", err=True)
     except BrowserMissing as exc:
         if pdf == "yes":
             raise EdgepruneError(str(exc)) from exc

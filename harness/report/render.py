@@ -106,7 +106,7 @@ th { background: #f2f2f2; }
 thead { display: table-header-group; }
 figure { margin: 0.5em 0 1.2em; }
 figcaption { font-size: 0.9em; color: #444; font-style: italic; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+img { max-width: 100%; box-sizing: border-box; border: 1px solid #eee; margin: 0.5em 0; }
 code { background: #f5f5f5; padding: 0 0.2em; overflow-wrap: anywhere; }
 @media print {
   body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
