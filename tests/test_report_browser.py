@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.report import build_report
 from harness.report.browser import PRINT_WIDTH, BrowserMissing, check_page, find_chromium, write_pdf
-from test_report import write_json
-from test_report import synthetic_manifest, synthetic_result
-from test_report_sections import rich_manifest, rich_result
+from test_report import inputs  # noqa: F401  fixtures shared with the report's other tests
+from test_report_sections import rich  # noqa: F401
 
 
 def browser_available() -> str | None:
@@ -26,17 +24,13 @@ def browser_available() -> str | None:
     return None
 
 
-needs_browser = pytest.mark.skipif(browser_available() is not None, reason=f"{browser_available()}")
+MISSING = browser_available()
+needs_browser = pytest.mark.skipif(MISSING is not None, reason=str(MISSING))
 
 
 @pytest.fixture
-def rich_report(tmp_path):
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    manifest = rich_manifest()
-    write_json(bundle / "manifest.json", manifest)
-    result = write_json(tmp_path / "pi5.json", rich_result(manifest))
-    return build_report([result], bundle, tmp_path / "report").with_name("report.html")
+def rich_report(rich):
+    return rich["out"] / "report.html"
 
 
 def pdf_pages(pdf: Path) -> int:
@@ -68,18 +62,15 @@ def test_the_check_sees_a_broken_image_and_a_table_wider_than_the_page(tmp_path)
     assert check.broken_images == ["missing.png"] and len(check.overflowing) >= 1 and not check.ok, check
 
 
-def test_without_a_browser_the_report_says_how_to_get_one(tmp_path, monkeypatch):
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    manifest = synthetic_manifest()
-    write_json(bundle / "manifest.json", manifest)
-    result = write_json(tmp_path / "pi5.json", synthetic_result(manifest, 1, {}))
+def test_without_a_browser_the_report_says_how_to_get_one(inputs):
+    tmp = inputs["tmp"]
     harness = Path(sys.executable).parent / "harness"
-    env = {"PATH": "/nonexistent", "EDGEPRUNE_CHROMIUM": str(tmp_path / "no-chromium"), "HOME": str(tmp_path)}
-    base = [str(harness), "report", str(result), "--bundle", str(bundle), "--out", str(tmp_path / "report")]
+    env = {"PATH": "/nonexistent", "EDGEPRUNE_CHROMIUM": str(tmp / "no-chromium"), "HOME": str(tmp)}
+    base = [str(harness), "report", str(inputs["results"][0]), "--bundle", str(inputs["bundle"]),
+            "--out", str(tmp / "report")]
     done = subprocess.run(base, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert "report.pdf: not written" in done.stderr and "apt-get install chromium" in done.stderr
-    assert (tmp_path / "report" / "report.md").exists() and not (tmp_path / "report" / "report.pdf").exists()
+    assert (tmp / "report" / "report.md").exists() and not (tmp / "report" / "report.pdf").exists()
     strict = subprocess.run(base + ["--pdf", "yes"], capture_output=True, text=True, env=env)
     assert strict.returncode == 2 and strict.stderr.startswith("error: ") and "Traceback" not in strict.stderr
