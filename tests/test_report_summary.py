@@ -194,3 +194,20 @@ def test_a_group_that_repeats_another_is_dropped_from_the_heat_map():
     assert list(dict.fromkeys(kept["group"])) == ["layer 0", "layer 1"]
     other_model = pd.DataFrame(copy.deepcopy(rows)).assign(model="ffn")
     assert len(distinct_groups(pd.concat([pd.DataFrame(rows), other_model]))) == 8
+
+
+def test_results_that_name_a_provider_get_a_summary_row_per_provider(tmp_path):
+    data = manifest()
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    write_json(bundle / "manifest.json", data)
+    paths = []
+    for provider in ("CPUExecutionProvider", "XnnpackExecutionProvider"):
+        measured = result(data)
+        for entry in measured["models"]:
+            entry["provider"] = provider
+        paths.append(write_json(tmp_path / f"{provider}.json", measured))
+    md = build_report(paths, bundle, tmp_path / "report").read_text()
+    summary = md[md.index("## Summary"):md.index("## Provenance")]
+    assert f"| {DEVICE} · CPUExecutionProvider |" in summary
+    assert f"| {DEVICE} #2 · XnnpackExecutionProvider |" in summary

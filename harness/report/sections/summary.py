@@ -29,17 +29,23 @@ def _label(rows: pd.DataFrame) -> str:
     return f"{technique_label(first)} [{fmt}]"
 
 
+def _device_name(key) -> str:
+    """The device label, and the provider where results name one ("board · CPUExecutionProvider")."""
+    return " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if not is_missing(k))
+
+
 def _ratio_cell(ratio: Ratio | None, band: Ratio | None) -> str:
-    if ratio is None:
+    if not isinstance(ratio, Ratio):
         return DASH
     text = fmt_ratio(ratio.value)
     if ratio.has_interval:
         text += f" ({ratio.low:.2f}–{ratio.high:.2f})"
+    band = band if isinstance(band, Ratio) else None
     return text + (" within noise" if within_noise(ratio, band) and ratio.value != 1 else "")
 
 
 def _band_cell(band: Ratio | None) -> str:
-    return DASH if band is None or not band.has_interval else f"{band.low:.2f}–{band.high:.2f}×"
+    return DASH if not isinstance(band, Ratio) or not band.has_interval else f"{band.low:.2f}–{band.high:.2f}×"
 
 
 def recommendations(rows: pd.DataFrame) -> list[dict]:
@@ -116,8 +122,8 @@ def _device_warnings(frame: pd.DataFrame) -> list[str]:
     """Warnings about a measured device: its conditions, and files slower or larger than their fp32 file."""
     warnings, larger = [], {}
     keys = device_groups(frame)
-    for key, rows in frame.groupby(keys, sort=False):
-        device = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+    for key, rows in frame.groupby(keys, sort=False, dropna=False):
+        device = _device_name(key)
         conditions = device_conditions(rows.iloc[0].to_dict())
         if conditions:
             warnings.append(f"{FLAG} {device}: {'; '.join(conditions)}.")
@@ -157,8 +163,8 @@ def _lead(frame: pd.DataFrame) -> str:
 def summary_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     keys = device_groups(frame)
     table = []
-    for key, device_rows in frame.groupby(keys, sort=False):
-        device = " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)))
+    for key, device_rows in frame.groupby(keys, sort=False, dropna=False):
+        device = _device_name(key)
         for task, rows in device_rows.groupby("task", sort=False):
             for rec in recommendations(rows) or [{"budget": DASH, "file": "no dense baseline measured"}]:
                 table.append({"device": device, "task": task, **rec})
