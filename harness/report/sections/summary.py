@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.report.format import DASH, FLAG, display_frame, fmt_number, fmt_ratio
+from harness.report.format import DASH, FLAG, display_frame, fmt_ratio, ratio_number
 from harness.report.frame import (NEAR_CHANCE_PP, Ratio, aa_band, against_plain_file, baseline_mask,
                                    chance_accuracy_pct, device_conditions, device_groups, is_structured,
                                    manifest_models, ok_rows, paired_latency_ratio, point_ratio, technique_label,
@@ -39,13 +39,14 @@ def _ratio_cell(ratio: Ratio | None, band: Ratio | None) -> str:
         return DASH
     text = fmt_ratio(ratio.value)
     if ratio.has_interval:
-        text += f" ({ratio.low:.2f}–{ratio.high:.2f})"
+        text += f" ({ratio_number(ratio.low)}–{ratio_number(ratio.high)})"
     band = band if isinstance(band, Ratio) else None
     return text + (" within noise" if within_noise(ratio, band) and ratio.value != 1 else "")
 
 
 def _band_cell(band: Ratio | None) -> str:
-    return DASH if not isinstance(band, Ratio) or not band.has_interval else f"{band.low:.2f}–{band.high:.2f}×"
+    return DASH if not isinstance(band, Ratio) or not band.has_interval else \
+        f"{ratio_number(band.low)}–{ratio_number(band.high)}×"
 
 
 def recommendations(rows: pd.DataFrame) -> list[dict]:
