@@ -143,7 +143,7 @@ def test_storage_ratios_and_coo_explanation(rich):
     assert "| bitmask | 2.71× | 6.67× |" in storage
     assert "indices [2, nnz] int64" in storage and "biases" in storage
     sparse = section(rich["md"], "### What the sparse-initializer file buys on the device")
-    assert "Size sparse/dense" in sparse and "Load (ms) sparse" in sparse and "Peak RSS (MB) sparse" in sparse
+    assert "Size sparse / dense" in sparse and "Load (ms) sparse" in sparse and "Peak RSS (MB) sparse" in sparse
 
 
 def test_methods_paragraph(rich):

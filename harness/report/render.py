@@ -95,13 +95,13 @@ def _inline_html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
-# Tables stay within the page: cells wrap long names at any character rather than push the table past the edge
+# Tables stay within the page: cells wrap at spaces, hyphens and the <wbr> after "_" and "/", never inside a word
 # (tests/test_report_browser.py checks it in Chromium). Print: the whole width of the paper, figures kept whole.
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; max-width: 100%; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+         overflow-wrap: break-word; }
 th { background: #f2f2f2; }
 thead { display: table-header-group; }
 figure { margin: 0.5em 0 1.2em; }
@@ -118,7 +118,10 @@ code { background: #f5f5f5; padding: 0 0.2em; overflow-wrap: anywhere; }
 
 
 def _compact(table_html: str) -> str:
-    """One line per table row, so the page source reads like the Markdown (the summary within its first lines)."""
+    """One line per table row, so the page source reads like the Markdown (the summary within its first lines); a
+    line may break after "_" or "/" in a cell (<wbr>), so names such as bitmask_deflate or models/x.onnx wrap
+    instead of pushing the table past the page."""
+    table_html = re.sub(r">([^<]+)<", lambda m: ">" + re.sub(r"([_/])", r"\1<wbr>", m.group(1)) + "<", table_html)
     return re.sub(r"(</tr>|<tbody>|</thead>)", r"\1\n", re.sub(r">\s+<", "><", table_html)).strip()
 
 

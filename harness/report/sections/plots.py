@@ -23,8 +23,10 @@ from harness.report.plots import log_scale_if_wide, new_figure, save
 from harness.report.render import Block, Heading, Image, Paragraph, slug
 
 HOST_SOURCE = "workstation (torch)"
+# Ten tableau colours and five more: the full MNIST plan has eleven (experiment, method) pairs, and a colour shared by
+# two of them (baseline and neurons-l2 were both blue) made two methods read as one.
 COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan",
-                                "gray")]
+                                "gray")] + ["black", "darkgoldenrod", "navy", "lime", "magenta"]
 DEVICE_MARKERS = ["s", "^", "D", "v", "P", "X", "*", "h"]
 FORMAT_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]

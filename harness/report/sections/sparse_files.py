@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report.format import display_frame, fmt_int, fmt_ratio, unique_name
-from harness.report.frame import VARIANT_COLUMNS, task_column
+from harness.report.frame import VARIANT_COLUMNS, task_column, technique_label
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 from runners.contract import ONNX, ONNX_SPARSE
 
@@ -50,16 +50,15 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
                   "latency_p50_ms": ("p50 (ms)", ".3g"), peak: ("Peak RSS (MB)", ".4g")}
         columns = [
             task_column(data),
-            ("Experiment", "experiment", None),
-            ("Method", "method", None),
-            ("Iteration", "iteration", fmt_int),
+            # one Variant column ("imp wanda it2"): three narrow columns split their words to fit the page
+            ("Variant", technique_label, None),
             ("Sparsity (%)", "sparsity_pct", ".2f"),
         ]
         for m in measures:
             title, spec = labels[m]
             columns += [(f"{title} dense", f"{m}.{ONNX}", spec), (f"{title} sparse", f"{m}.{ONNX_SPARSE}", spec)]
             if m == "disk_mb":
-                columns.append(("Size sparse/dense", "size_ratio", fmt_ratio))
+                columns.append(("Size sparse / dense", "size_ratio", fmt_ratio))
         display = display_frame(data, columns)
         smaller = data[data["size_ratio"] < 1]
         first_smaller = (f"the sparse file is smaller from {smaller['sparsity_pct'].min():.1f}% sparsity on"
