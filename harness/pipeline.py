@@ -74,8 +74,25 @@ class ExportRun:
 
 
 def train_settings(plan: TaskPlan, profile, seed: int) -> TrainSettings:
-    return TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=profile.epochs,
-                         seed=seed, train_limit=profile.train_limit, eval_limit=profile.eval_limit)
+    epochs = profile.epochs if plan.epochs is None else plan.epochs
+    if profile.name == "quick":
+        epochs = min(epochs, profile.epochs)
+    defaults = TrainSettings()
+    return TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=epochs,
+                         batch_size=plan.batch_size or defaults.batch_size, lr=plan.lr or defaults.lr,
+                         optimizer=plan.optimizer, loss=plan.loss, seed=seed, train_limit=profile.train_limit,
+                         eval_limit=profile.eval_limit)
+
+
+def check_experiments_exist(settings: ExportSettings) -> None:
+    """An experiment asked for with --experiments that no plan of this export runs is one sentence, before any
+    training: an export must never end in a bundle without the models it was asked for."""
+    for name in settings.experiments or ():
+        if not any(name in plan.experiments for plan in settings.plans):
+            planned = {e for plan in settings.plans for e in plan.experiments}
+            raise EdgepruneError(f"no task of this export runs the {name!r} experiment (its plans run "
+                                 f"{', '.join(e for e in EXPERIMENTS if e in planned)}), so it would produce "
+                                 f"nothing.")
 
 
 def plans_named(names, extra: tuple[TaskPlan, ...] = ()) -> tuple[TaskPlan, ...]:
@@ -98,6 +115,7 @@ def run_experiments(settings: ExportSettings) -> ExportRun:
     unknown = [e for e in settings.experiments or () if e not in EXPERIMENTS]
     if unknown:
         raise EdgepruneError(f"unknown experiment {unknown[0]!r}; known: {', '.join(EXPERIMENTS)}.")
+    check_experiments_exist(settings)
     profile = PROFILES[settings.profile]
     run = ExportRun(variants=[], sensitivity=[])
     # Every task's data is loaded before any training, so a missing data set stops the export at once;
@@ -121,4 +139,8 @@ def run_experiments(settings: ExportSettings) -> ExportRun:
                     seen.add(item.name)
                     run.variants.append((item, task))
             progress.update(1)
+    if not run.variants:
+        raise EdgepruneError(f"the experiments {', '.join(settings.experiments or ('planned',))} produced no model "
+                             f"to export (only analyses), so no bundle was written; add baseline or a pruning "
+                             f"experiment.")
     return run

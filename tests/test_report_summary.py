@@ -196,18 +196,23 @@ def test_a_group_that_repeats_another_is_dropped_from_the_heat_map():
     assert len(distinct_groups(pd.concat([pd.DataFrame(rows), other_model]))) == 8
 
 
-def test_results_that_name_a_provider_get_a_summary_row_per_provider(tmp_path):
+def test_a_result_with_two_providers_gets_a_summary_row_per_provider(tmp_path):
     data = manifest()
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     write_json(bundle / "manifest.json", data)
-    paths = []
-    for provider in ("CPUExecutionProvider", "XnnpackExecutionProvider"):
-        measured = result(data)
-        for entry in measured["models"]:
-            entry["provider"] = provider
-        paths.append(write_json(tmp_path / f"{provider}.json", measured))
-    md = build_report(paths, bundle, tmp_path / "report").read_text()
-    summary = md[md.index("## Summary"):md.index("## Provenance")]
-    assert f"| {DEVICE} · CPUExecutionProvider |" in summary
-    assert f"| {DEVICE} #2 · XnnpackExecutionProvider |" in summary
+    measured = result(data)
+    measured["settings"]["providers"] = ["CPUExecutionProvider", "XnnpackExecutionProvider"]
+    second = copy.deepcopy(measured["models"])
+    for entry in measured["models"]:
+        entry["provider"] = "CPUExecutionProvider"
+    for entry in second:
+        entry["provider"] = "XnnpackExecutionProvider"
+    measured["models"] += second
+    path = write_json(tmp_path / "r.json", measured)
+    md = build_report([path], bundle, tmp_path / "report").read_text()
+    rows = [line for line in md[md.index("## Summary"):md.index("## Provenance")].splitlines()
+            if line.startswith("| board")]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| board [cpu] (threads 1, batch 1)", "| board [cpu] (threads 1, batch 1)",
+        "| board [xnnpack] (threads 1, batch 1)", "| board [xnnpack] (threads 1, batch 1)"]

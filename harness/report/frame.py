@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.format import DASH, DisplayColumn, fmt_seeds, format_rank
-from harness.report.load import is_missing
+from harness.report.load import device_flags, is_missing
 from runners.contract import ONNX
 
 BASELINE = "baseline"
@@ -87,7 +87,10 @@ def technique_label(row: Mapping[str, Any]) -> str:
     if experiment == BASELINE or (method in NO_METHOD and not experiment):
         return "none (dense)"
     if experiment == STRUCTURED:
-        ratio = row.get("structure_ratio")
+        # the ratio asked for names the variant (what was removed is its own column); manifests before
+        # structure_ratio_asked have only structure_ratio
+        ratio = row.get("structure_ratio_asked")
+        ratio = row.get("structure_ratio") if is_missing(ratio) else ratio
         text = method + ("" if is_missing(ratio) else f" {float(ratio):.0%}")
         finetuned = row.get("finetuned")
         return text + (" + fine-tune" if finetuned is True or finetuned == 1 else "")
@@ -245,26 +248,16 @@ def chance_accuracy_pct(frame: pd.DataFrame, eval_name: Any) -> float | None:
     return None if is_missing(value) else float(value) * 100
 
 
-def device_groups(frame: pd.DataFrame) -> list[str]:
-    """Columns that make one measured setting: the device label, and the execution provider where results name it."""
-    return ["device"] + (["provider"] if "provider" in frame and frame["provider"].notna().any() else [])
-
-
 def device_conditions(row: Mapping[str, Any]) -> list[str]:
-    """What about a result's device makes its latencies unlike the real device's: emulation, throttling or a
-    frequency drop during the run (device facts of runner 0.4+; absent facts say nothing)."""
+    """What about a result's device makes its latencies unlike the real device's (load.device_flags: emulation,
+    throttling, a frequency drop), from one of its rows of the frame."""
     def true(key: str) -> bool:
         value = row.get(key)
         return isinstance(value, (bool, np.bool_)) and bool(value)
 
-    found = []
-    if true("device.emulated"):
-        found.append("its CPU is emulated, so latencies are not the real device's")
-    if true("device.during_run.throttled"):
-        found.append("the CPU was throttled during the run")
-    elif true("device.during_run.frequency_dropped"):
-        found.append("the CPU frequency dropped during the run")
-    return found
+    return device_flags({"emulated": true("device.emulated"),
+                         "during_run": {"throttled": true("device.during_run.throttled"),
+                                        "frequency_dropped": true("device.during_run.frequency_dropped")}})
 
 
 def against_plain_file(rows: pd.DataFrame) -> pd.DataFrame:

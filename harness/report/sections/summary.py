@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness.report.format import DASH, FLAG, display_frame, fmt_ratio, ratio_number
 from harness.report.frame import (NEAR_CHANCE_PP, Ratio, aa_band, against_plain_file, baseline_mask,
-                                   chance_accuracy_pct, device_conditions, device_groups, is_structured,
+                                   chance_accuracy_pct, device_conditions, is_structured,
                                    manifest_models, ok_rows, paired_latency_ratio, point_ratio, technique_label,
                                    within_noise)
 from harness.report.load import is_missing
@@ -27,11 +27,6 @@ def _label(rows: pd.DataFrame) -> str:
     first = rows.iloc[0]
     fmt = FORMATS[first["format"]].label if first["format"] in FORMATS else first["format"]
     return f"{technique_label(first)} [{fmt}]"
-
-
-def _device_name(key) -> str:
-    """The device label, and the provider where results name one ("board · CPUExecutionProvider")."""
-    return " · ".join(str(k) for k in (key if isinstance(key, tuple) else (key,)) if not is_missing(k))
 
 
 def _ratio_cell(ratio: Ratio | None, band: Ratio | None) -> str:
@@ -122,9 +117,7 @@ def _quality_warnings(frame: pd.DataFrame) -> list[str]:
 def _device_warnings(frame: pd.DataFrame) -> list[str]:
     """Warnings about a measured device: its conditions, and files slower or larger than their fp32 file."""
     warnings, larger = [], {}
-    keys = device_groups(frame)
-    for key, rows in frame.groupby(keys, sort=False, dropna=False):
-        device = _device_name(key)
+    for device, rows in frame.groupby("device", sort=False):
         conditions = device_conditions(rows.iloc[0].to_dict())
         if conditions:
             warnings.append(f"{FLAG} {device}: {'; '.join(conditions)}.")
@@ -162,10 +155,8 @@ def _lead(frame: pd.DataFrame) -> str:
 
 
 def summary_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
-    keys = device_groups(frame)
     table = []
-    for key, device_rows in frame.groupby(keys, sort=False, dropna=False):
-        device = _device_name(key)
+    for device, device_rows in frame.groupby("device", sort=False):   # a device per result and provider (load)
         for task, rows in device_rows.groupby("task", sort=False):
             for rec in recommendations(rows) or [{"budget": DASH, "file": "no dense baseline measured"}]:
                 table.append({"device": device, "task": task, **rec})
