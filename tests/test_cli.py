@@ -26,7 +26,7 @@ def test_short_help_and_version(group, version):
     assert done.exit_code == 0 and version in done.output
     for name, _ in commands(group):
         done = runner.invoke(group, [name, "-h"])
-        assert done.exit_code == 0 and "Usage:" in done.output, name
+        assert done.exit_code == 0 and "usage:" in done.output.lower(), name   # runner install: argparse
 
 
 @pytest.mark.parametrize("group", [harness_cli, runner_cli])
