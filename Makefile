@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= full
 SEEDS ?= 1
+# complete: every variant and file (the lab's default); deployable: dense, best structured, best int8 per model.
+PRESET ?= complete
+# report.pdf through headless Chromium: auto (when one is installed; otherwise the report says how to get one), yes, no.
+PDF ?= auto
 BUNDLE := build/bundle
 RESULTS := build/results
 # Pinned: on the workstations this was built on, pip's wheel folder serves this version as the CPU build, while an
@@ -31,7 +35,7 @@ $(BIN)/harness: pyproject.toml
 setup: $(BIN)/harness
 
 export: setup
-	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --out $(BUNDLE)
+	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --preset $(PRESET) --out $(BUNDLE)
 
 # The runner on this machine, twice: the onnxruntime default thread count and a single thread. Five timing rounds
 # per file, each 0.1 s window beside a 0.1 s window of the dense reference, so every speed-up gets a paired interval
@@ -79,7 +83,7 @@ test-emulated: setup
 
 report: setup
 	@ls $(RESULTS)/*.json >/dev/null 2>&1 || { echo "no results in $(RESULTS): run 'make bench' first"; exit 2; }
-	$(BIN)/harness report $(RESULTS)/*.json --bundle $(BUNDLE) --out build/report
+	$(BIN)/harness report $(RESULTS)/*.json --bundle $(BUNDLE) --out build/report --pdf $(PDF)
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import shutil
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
 from harness.staging import staged_folder
-from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, export_onnx, max_abs_diff,
+from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, ExportCheckError, export_onnx, max_abs_diff,
                                    same_predictions)
 from exporters.quantize import export_int8
 from exporters.sparse_onnx import write_sparse_onnx
@@ -27,6 +26,7 @@ from runners.contract import (FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, WHEEL
                               run_file_name)
 from runners.device import device_facts
 from runners.package import write_runner
+from runners.progress import Progress
 
 CHECK_ROWS = 256   # eval rows used to compare ONNX against torch
 
@@ -106,12 +106,17 @@ def _file_entry(src: Path, rel: str, fmt: str | None, bundle: Path) -> dict:
 
 
 def _eval_entry(task: TaskData, bundle: Path) -> dict:
+    """The eval set, deflated (MNIST's normalised crops shrink to about a fifth; np.load reads either form).
+    `majority_accuracy` (always answering the most frequent label) is the chance level the report measures a
+    model against."""
     rel = f"eval/{task.name}.npz"
     dest = bundle / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(dest, inputs=task.eval_x, labels=task.eval_y)
+    np.savez_compressed(dest, inputs=task.eval_x, labels=task.eval_y)
+    counts = np.unique(task.eval_y, return_counts=True)[1]
     return {"path": rel, "bytes": dest.stat().st_size, "sha256": sha256_file(dest), "n": int(len(task.eval_y)),
-            "input_dtype": str(task.eval_x.dtype), "description": task.description}
+            "input_dtype": str(task.eval_x.dtype), "description": task.description,
+            "classes": int(task.num_classes), "majority_accuracy": float(counts.max() / counts.sum())}
 
 
 def model_entry(exp: Exported, task: TaskData, files: list[dict]) -> dict:
@@ -144,26 +149,47 @@ def bundle_id(entries: list[dict]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def export_variants(variants: list[tuple[Variant, TaskData]], int8_names: set[str], quiet: bool = False,
+                    int8: bool = True) -> list[tuple[Exported, TaskData]]:
+    """export_variant for each variant (int8 twins for `int8_names`, none at all when `int8` is false), with
+    progress: ONNX export, checks and int8 quantization take a few seconds per variant."""
+    out = []
+    with Progress("ONNX/int8 export", total=len(variants), unit="variant", quiet=quiet) as progress:
+        for variant, task in variants:
+            try:
+                exp = export_variant(variant, task, int8=int8 and variant.name in int8_names)
+            except ExportCheckError as exc:    # a graph that cannot run the eval batch, named by its variant
+                raise EdgepruneError(f"variant {variant.name}: {exc}") from exc
+            out.append((exp, task))
+            progress.update(1)
+            progress.finished(f"  exported {variant.name}: {', '.join(f.format for f in exp.files)}")
+    return out
+
+
 def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profile: str,
-                 sensitivity: list[dict] | None = None) -> Path:
+                 sensitivity: list[dict] | None = None, selection: dict | None = None,
+                 quiet: bool = True) -> Path:
     """Write the whole bundle into a temporary folder beside out_dir, then swap it in (never half-written).
 
-    `sensitivity` (rows of harness.experiments.sensitivity) becomes the manifest's top-level "sensitivity".
+    `sensitivity` (rows of harness.experiments.sensitivity) becomes the manifest's top-level "sensitivity";
+    `selection` (exporters.selection.Selection.record) its "selection", when the bundle is not the complete one.
     """
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:   # killed writers' leftovers cleaned; --out always holds a bundle
         staging.chmod(0o755)
         evals, models, all_files = {}, [], []
-        for exp, task in exports:
-            if task.name not in evals:
-                evals[task.name] = _eval_entry(task, staging)
-                all_files.append(evals[task.name])
-            files = []
-            for f in exp.files:
-                rel = f"models/{exp.variant.name}{FORMATS[f.format].suffix}"
-                files.append(_file_entry(f.path, rel, f.format, staging))
-            all_files.extend(files)
-            models.append(model_entry(exp, task, files))
+        with Progress("bundle", total=sum(len(e.files) for e, _ in exports), unit="file", quiet=quiet) as progress:
+            for exp, task in exports:
+                if task.name not in evals:
+                    evals[task.name] = _eval_entry(task, staging)
+                    all_files.append(evals[task.name])
+                files = []
+                for f in exp.files:
+                    rel = f"models/{exp.variant.name}{FORMATS[f.format].suffix}"
+                    files.append(_file_entry(f.path, rel, f.format, staging))
+                    progress.update(1)
+                all_files.extend(files)
+                models.append(model_entry(exp, task, files))
         write_runner(staging)
         carry_wheels(out_dir, staging)
         manifest = {
@@ -174,6 +200,11 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
         }
         if sensitivity:
             manifest["sensitivity"] = sensitivity
+        if selection:
+            manifest["selection"] = selection
         write_json(staging / "manifest.json", manifest)
-    print(f"bundle: {len(models)} models -> {out_dir}", file=sys.stderr)
+    total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
+    Progress("bundle", quiet=quiet).finished(
+        f"bundle: {len(models)} models, {len(all_files) - len(evals)} model files, {total / 1e6:.1f} MB "
+        f"-> {out_dir}", timing=False)
     return out_dir / "manifest.json"

@@ -8,46 +8,79 @@ from pathlib import Path
 
 import click
 
+import harness
 from harness.errors import EdgepruneError
 from harness.seeds import DEFAULT_SEED_STREAMS, SEED_STREAM_MODES
 from runners.safety import os_error_reason, output_problem, terminal_safe
 
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-@click.group()
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(harness.__version__, "-V", "--version", prog_name="harness")
 def cli() -> None:
-    """edgeprune host side: prune on the workstation, measure on the device, compare in one report."""
+    """edgeprune host side: prune on the workstation, measure on the device, compare in one report.
+
+    \b
+    harness export   train, prune and export the configured variants into a device bundle
+    harness report   merge device results (from `runner bench`) with the bundle into a report
+    """
+
+
+def _split(value: str | None) -> tuple[str, ...] | None:
+    return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
 
 
 @cli.command("export")
 @click.option("--profile", default="full", show_default=True, envvar="PROFILE",
-              help="full: the lab's settings; quick: a small subset and one epoch (about two minutes).")
-@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), help="Repeat every experiment.")
-@click.option("--tasks", default=None, help="Comma-separated tasks (default: every configured task).")
-@click.option("--experiments", default=None, help="Comma-separated subset of the configured experiments.")
+              help="full: the lab's settings; quick: a small subset and one epoch (a smoke test, about two minutes).")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
+              help="Repeat every experiment with seeds 0..N-1; the report shows mean ± std over them.")
+@click.option("--tasks", default=None, metavar="LIST",
+              help="Comma-separated plans to run (mnist, sst2, sst2-transformer); default: all of them.")
+@click.option("--experiments", default=None, metavar="LIST",
+              help="Comma-separated subset of the planned experiments (baseline, repeated, imp, structured, "
+                   "sensitivity).")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="Folder holding mnist/ (IDX) and sst2/ (TSV); default: $EDGEPRUNE_DATA, else a user cache.")
-@click.option("--runs-dir", type=click.Path(path_type=Path), default=None, help="Run folders (default: runs/).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("build/bundle"), show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--runs-dir", type=click.Path(path_type=Path), default=None,
+              help="Run folders, reused when the settings are unchanged (default: $EDGEPRUNE_RUNS, else runs/).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/bundle"), show_default=True,
+              help="Bundle folder to write (replaced as a whole when the export succeeds).")
+@click.option("--preset", type=click.Choice(["complete", "deployable"]), default="complete", show_default=True,
+              help="complete: every variant and file. deployable: per model the dense baseline, the structured "
+                   "variant with the fewest parameters within 1 point of dense, and the smallest int8 file within "
+                   "1 point (megabytes instead of hundreds).")
+@click.option("--formats", default=None, metavar="LIST",
+              help="Comma-separated file formats to ship (onnx, onnx-sparse, onnx-int8-dynamic, onnx-int8-static); "
+                   "default: all.")
+@click.option("--variants", "variants_glob", default=None, metavar="GLOB",
+              help="Only variants whose name matches this glob, e.g. 'mnist-ffn-structured-*'.")
+@click.option("--quiet", is_flag=True, help="No progress output (errors are still printed).")
 @click.option("--model", "user_model", default=None, metavar="MODULE:FUNCTION",
               help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
-@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default: the plugin's, else 0.33).")
-@click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
+@click.option("--amount", type=float, default=None,
+              help="With --model: fraction pruned per round (default: the plugin's, else 0.33).")
+@click.option("--rounds", type=click.IntRange(0), default=None,
+              help="With --model: pruning rounds (default: the profile's, 5).")
 @click.option("--seed-streams", type=click.Choice(SEED_STREAM_MODES), default=DEFAULT_SEED_STREAMS, show_default=True,
               help="split: init, data order, dropout and calibration each draw from their own seed derived from the "
                    "run seed; shared: all from the run seed itself, as runs made before this option were seeded.")
-def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet, user_model, amount,
-               rounds, seed_streams) -> None:
-    """Train, prune and export every configured variant into a device bundle."""
-    from exporters.bundle import build_bundle, export_variant
+def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, preset, formats, variants_glob, quiet,
+               user_model, amount, rounds, seed_streams) -> None:
+    """Train, prune and export every configured variant into a device bundle.
+
+    Finished runs are reused, so a second export with the same settings trains nothing; progress shows a bar with
+    the time left on a terminal and one line per finished step in a log.
+    """
+    from exporters.bundle import build_bundle, export_variants
     from exporters.quantize import int8_selection
+    from exporters.selection import Selection, apply, to_export
     from harness.data import resolve_data_dir
     from harness.experiments.store import runs_root
     from harness.pipeline import DEFAULT_TASKS, ExportSettings, plans_named, run_experiments
 
-    def split(value):
-        return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
-
+    selection = Selection(preset=preset, formats=_split(formats), variants=variants_glob)
     _check_bundle_out(out)
     runs_dir = runs_root(runs_dir)
     if runs_dir.exists() and not runs_dir.is_dir():
@@ -55,38 +88,30 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     data_dir = resolve_data_dir(data_dir)
     if user_model:
         from harness.plugins import user_plan
-        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, amount,
-                                                                 rounds, data_dir),))
+        plans = plans_named(_split(tasks) or (), extra=(user_plan(user_model, amount, rounds, data_dir),))
     elif amount is not None or rounds is not None:
         raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")
     else:
-        plans = plans_named(split(tasks) or DEFAULT_TASKS)
+        plans = plans_named(_split(tasks) or DEFAULT_TASKS)
     settings = ExportSettings(profile=profile, seeds=seeds, plans=plans,
-                              experiments=split(experiments), data_dir=data_dir,
+                              experiments=_split(experiments), data_dir=data_dir,
                               runs_dir=runs_dir, quiet=quiet, seed_streams=seed_streams)
     _check_writes(out, reads=[runs_dir, data_dir])
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
         run = run_experiments(settings)
         int8 = int8_selection([v for v, _ in run.variants])
-        exports = [(_export_named(export_variant, v, task, v.name in int8), task) for v, task in run.variants]
+        exports = export_variants(to_export(selection, run.variants, int8), int8, quiet=quiet,
+                                  int8=selection.needs_int8())
     except OSError as exc:
         raise EdgepruneError(f"could not write a file the export needs ({_reason(exc)}); finished runs are kept "
                              f"and resume on the next export.") from exc
+    chosen = apply(selection, exports)
+    record = None if selection.complete else selection.record(len(chosen), len(run.variants))
     try:
-        build_bundle(exports, out, profile, sensitivity=run.sensitivity)
+        build_bundle(chosen, out, profile, sensitivity=run.sensitivity, selection=record, quiet=quiet)
     except OSError as exc:
         raise EdgepruneError(f"could not write the bundle to {out} ({_reason(exc)}); finished runs are kept, "
                              f"so export again with another --out.") from exc
-
-
-def _export_named(export_variant, variant, task, int8: bool):
-    """export_variant, with a graph that cannot run the eval batch named by its variant in the one sentence."""
-    from exporters.onnx_export import ExportCheckError
-
-    try:
-        return export_variant(variant, task, int8=int8)
-    except ExportCheckError as exc:
-        raise EdgepruneError(f"variant {variant.name}: {exc}") from exc
 
 
 def _reason(exc: OSError) -> str:
@@ -139,11 +164,19 @@ def _check_bundle_out(out: Path) -> None:
 @cli.command("report")
 @click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), default=Path("build/bundle"),
-              show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=Path("build/report"), show_default=True)
-def report_cmd(results, bundle_dir, out) -> None:
-    """Merge device results with the bundle's host metrics into tables, plots and a report."""
+              show_default=True, help="The bundle the results measured (its manifest holds the host numbers).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("build/report"), show_default=True,
+              help="Report folder to write (replaced as a whole): report.md, report.html, CSV, PNG, report.pdf.")
+@click.option("--pdf", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="report.pdf through headless Chromium: auto writes it when a browser is found and says how to "
+                   "get one when not; yes fails without one; no skips it.")
+def report_cmd(results, bundle_dir, out, pdf) -> None:
+    """Merge device results with the bundle's host metrics into tables, plots and a report.
+
+    RESULTS are one or more result JSON files written by `runner bench` on the devices, for the same bundle.
+    """
     from harness.report import ReportError, build_report
+    from harness.report.browser import BrowserMissing, write_pdf
 
     _check_writes(out, reads=[*results, bundle_dir])
     try:
@@ -153,6 +186,17 @@ def report_cmd(results, bundle_dir, out) -> None:
     except OSError as exc:  # e.g. --out under a file or in a read-only folder; the staged report is removed
         raise EdgepruneError(f"could not write the report to {out} ({_reason(exc)}).") from exc
     click.echo(f"report: {path}")
+    if pdf == "no":
+        return
+    try:
+        check = write_pdf(path.with_name("report.html"), path.with_name("report.pdf"))
+        click.echo(f"report: {path.with_name('report.pdf')}")
+        for problem in check.broken_images + check.overflowing:
+            click.echo(f"report.pdf: {problem}", err=True)
+    except BrowserMissing as exc:
+        if pdf == "yes":
+            raise EdgepruneError(str(exc)) from exc
+        click.echo(f"report.pdf: not written: {exc}", err=True)
 
 
 def main() -> None:

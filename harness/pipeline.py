@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -18,6 +17,7 @@ from harness.experiments.settings import PROFILES, PruneSettings, TrainSettings
 from harness.experiments.variant import Variant
 from harness.plans import DEFAULT_TASKS, PLANS, TaskPlan
 from harness.seeds import DEFAULT_SEED_STREAMS
+from runners.progress import Progress
 
 
 def run_baseline(root, ts, task, plan: TaskPlan, profile, quiet) -> list[Variant]:
@@ -127,20 +127,20 @@ def run_experiments(settings: ExportSettings) -> ExportRun:
         if plan.task not in loaded:
             loaded[plan.task] = _load(plan, settings, profile)
     seen: set[str] = set()
-    for plan in settings.plans:
-        task = loaded[plan.task]
-        experiments = [e for e in plan.experiments if settings.experiments is None or e in settings.experiments]
-        for seed in range(settings.seeds):
+    steps = [(plan, seed, name) for plan in settings.plans for seed in range(settings.seeds)
+             for name in plan.experiments if settings.experiments is None or name in settings.experiments]
+    with Progress("experiments", total=len(steps), unit="experiment", quiet=settings.quiet) as progress:
+        for plan, seed, name in steps:
+            task = loaded[plan.task]
+            progress.finished(f"[{plan.name} seed {seed}] {name}")
             ts = train_settings(plan, profile, seed, settings.seed_streams)
-            for name in experiments:
-                if not settings.quiet:
-                    print(f"[{plan.name} seed {seed}] {name}", file=sys.stderr)
-                for item in EXPERIMENTS[name](settings.runs_dir, ts, task, plan, profile, settings.quiet):
-                    if isinstance(item, dict):
-                        run.sensitivity.append(item)
-                    elif item.name not in seen:
-                        seen.add(item.name)
-                        run.variants.append((item, task))
+            for item in EXPERIMENTS[name](settings.runs_dir, ts, task, plan, profile, settings.quiet):
+                if isinstance(item, dict):
+                    run.sensitivity.append(item)
+                elif item.name not in seen:
+                    seen.add(item.name)
+                    run.variants.append((item, task))
+            progress.update(1)
     if not run.variants:
         raise EdgepruneError(f"the experiments {', '.join(settings.experiments or ('planned',))} produced no model "
                              f"to export (only analyses), so no bundle was written; add baseline or a pruning "

@@ -1,4 +1,5 @@
-"""Training loop shared by every experiment: Adam, shuffled mini-batches, fixed seeds, progress on stderr.
+"""Training loop shared by every experiment: Adam, shuffled mini-batches, fixed seeds, progress on stderr (a bar
+per run on a terminal, a line per epoch in a log; runners.progress).
 
 Callbacks (OpenLTH's training hooks) let a caller watch or record training without a loop of its own: e.g. movement
 pruning accumulates -grad * w after every backward pass. Without callbacks the loop runs exactly as before.
@@ -7,7 +8,6 @@ pruning accumulates -grad * w after every backward pass. Without callbacks the l
 from __future__ import annotations
 
 import random
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
@@ -15,6 +15,8 @@ from typing import Callable, Sequence, Union
 import numpy as np
 import torch
 from torch import nn
+
+from runners.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -84,27 +86,26 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     start, steps, loss_value = time.perf_counter(), 0, float("nan")
     model.train()
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(n, generator=generator)
-        running = 0.0
-        for i in range(steps_per_epoch):
-            idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs[idx]), targets[idx])
-            loss.backward()
+    # leave=False: a training run is often a sub-step (an IMP round, a fine-tune) whose own line says how it ended.
+    with Progress(label, total=cfg.epochs * steps_per_epoch, unit="step", quiet=quiet, leave=False) as progress:
+        for epoch in range(cfg.epochs):
+            order = torch.randperm(n, generator=generator)
+            running = 0.0
+            for i in range(steps_per_epoch):
+                idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(model(inputs[idx]), targets[idx])
+                loss.backward()
+                for hook in hooks:
+                    hook.after_backward(model, steps, loss.detach())
+                optimizer.step()
+                running += loss.item()
+                steps += 1
+                progress.update(1, status=f"epoch {epoch + 1}/{cfg.epochs} loss {running / (i + 1):.4f}")
+            loss_value = running / max(steps_per_epoch, 1)
+            progress.finished(f"  {label}: epoch {epoch + 1}/{cfg.epochs} loss {loss_value:.4f}")
             for hook in hooks:
-                hook.after_backward(model, steps, loss.detach())
-            optimizer.step()
-            running += loss.item()
-            steps += 1
-            if not quiet and (i % 200 == 0 or i == steps_per_epoch - 1):
-                print(f"\r  {label}: epoch {epoch + 1}/{cfg.epochs} step {i + 1}/{steps_per_epoch} "
-                      f"loss {running / (i + 1):.4f}", end="", file=sys.stderr, flush=True)
-        loss_value = running / max(steps_per_epoch, 1)
-        if not quiet:
-            print(file=sys.stderr)
-        for hook in hooks:
-            hook.end_of_epoch(model, epoch, steps)
+                hook.end_of_epoch(model, epoch, steps)
     model.eval()
     for hook in hooks:
         hook.end_of_training(model, steps)

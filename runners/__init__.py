@@ -2,7 +2,7 @@
 
 Measures the ONNX models of an edgeprune bundle on the device it runs on and writes an
 ``edgeprune.result/1`` JSON file (see docs/formats.md). Depends only on onnxruntime, numpy,
-psutil and click -- never on torch, harness or exporters -- because it is what gets copied to the device.
+psutil, click and tqdm -- never on torch, harness or exporters -- because it is what gets copied to the device.
 """
 
 __version__ = "0.5.0"

@@ -27,7 +27,6 @@ import dataclasses
 import fnmatch
 import gc
 import json
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,8 +42,9 @@ from runners.errors import BundleError, ModelError, one_line
 from runners.files import atomic_write
 from runners.memory import PeakMemory, empty_memory, in_mb
 from runners.privacy import telemetry_record
+from runners.progress import Progress
 from runners.providers import effective_options, resolve_installed, short_name
-from runners.rounds import run_rounds
+from runners.rounds import run_rounds, timing_units
 from runners.session import (check_dependencies, eval_accuracy, make_call, make_session, prime_onnxruntime,
                              session_io, session_options, session_record, timed_runs)
 from runners.settings import BenchSettings
@@ -280,7 +280,7 @@ def measuring_plan(pairs: list[tuple[dict[str, Any], dict[str, Any] | None]], pr
 
 
 def _measure_once(bundle: Path, jobs: list[Job], settings: BenchSettings, manifest: dict[str, Any],
-                  evals: EvalSets, progress: Callable[[str], None], mhz_out: list[list[float | None]],
+                  evals: EvalSets, progress: Progress, mhz_out: list[list[float | None]],
                   options_out: dict[str, dict[str, str]]) -> None:
     """Every job measured once (integrity, load, first call, memory, accuracy), each in a fresh process where the
     platform allows it, else in this one; fills job.entry."""
@@ -314,7 +314,8 @@ def _measure_once(bundle: Path, jobs: list[Job], settings: BenchSettings, manife
                                        mhz_out=mhz_out, options_out=options_out)
             job.entry["role"] = job.role
             job.entry["reference"] = None if job.reference is None else jobs[job.reference].file_entry["path"]
-            progress(_progress_line(i, len(jobs), job.entry, several))
+            progress.update(1)
+            progress.finished(_progress_line(i, len(jobs), job.entry, several))
 
 
 def resolve_providers(settings: BenchSettings) -> tuple[BenchSettings, dict[str, str]]:
@@ -333,12 +334,13 @@ def resolve_providers(settings: BenchSettings) -> tuple[BenchSettings, dict[str,
 
 
 def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | None = None,
-              progress: Callable[[str], None] | None = None, manifest: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None, manifest: dict[str, Any] | None = None,
+              quiet: bool = False) -> dict[str, Any]:
     """Measure a bundle and return the ``edgeprune.result/1`` dict (nothing is written).
 
     Raises BundleError for a bundle that cannot be read at all; a bad model file becomes an error entry.
-    ``progress`` receives one line per measured file (default: stderr).
+    ``progress`` receives one line per measured file and per later round; without it those lines go to stderr,
+    below a bar with the time left when stderr is a terminal (runners.progress). ``quiet``: no lines at all.
     """
     from runners.device import device_facts
 
@@ -346,9 +348,6 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     bundle = Path(bundle)
     if manifest is None:
         manifest = load_manifest(bundle)
-    if progress is None:
-        def progress(line: str) -> None:
-            print(line, file=sys.stderr, flush=True)
 
     pairs = selected_files(manifest, settings.models)
     if not pairs and settings.models is None:
@@ -359,15 +358,19 @@ def run_bench(bundle: Path, settings: BenchSettings | None = None, label: str | 
     telemetry = telemetry_record()
     settings, unavailable = resolve_providers(settings)
     for sentence in unavailable.values():
-        progress(f"not measured: {sentence}")
+        Progress("providers", quiet=quiet, lines=progress).finished(f"not measured: {sentence}", timing=False)
     before = snapshot()
     evals = EvalSets(bundle, manifest.get("evals") or {})
     jobs = measuring_plan(pairs, settings.providers, settings.aa_control)
     mhz: list[list[float | None]] = []
     effective: dict[str, dict[str, str]] = {}
-    _measure_once(bundle, jobs, settings, manifest, evals, progress, mhz, effective)
+    with Progress("load, first call, memory, accuracy", total=len(jobs), unit="file", quiet=quiet,
+                  lines=progress) as bar:
+        _measure_once(bundle, jobs, settings, manifest, evals, bar, mhz, effective)
     prime_onnxruntime(settings)
-    run_rounds(bundle, jobs, settings, evals, progress, mhz)
+    with Progress(f"timing rounds (x{settings.rounds})", total=settings.rounds * len(timing_units(jobs)),
+                  unit="group", quiet=quiet, lines=progress) as bar:
+        run_rounds(bundle, jobs, settings, evals, bar, mhz)
     after = snapshot()
     device = device_facts(label)
     device.update(state_before=before, state_after=after, during_run=during_run(before, after, mhz))

@@ -66,7 +66,7 @@ def main() -> None:
     keep_onnxruntime_offline()   # before any command imports onnxruntime (docs/security.md)
 
 
-@main.command()
+@main.command(context_settings={"max_content_width": 100})
 @click.argument("bundle", type=click.Path(path_type=Path, file_okay=True, dir_okay=True))
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path),
               help="Result JSON to write (edgeprune.result/1); written atomically.")
@@ -119,12 +119,16 @@ def main() -> None:
               help="Only models whose name matches this glob (e.g. 'mnist-*').")
 @click.option("--label", default=None, help="Device label in the result (default: hostname).")
 @click.option("--strict", is_flag=True, help="Exit 1 if any model file could not be measured.")
+@click.option("--quiet", is_flag=True, help="No progress output (the summary line and errors are still printed).")
 def bench(bundle: Path, out: Path, providers: tuple[str, ...], provider_options: tuple[str, ...], threads: int,
           inter_op_threads: int, graph_optimization: str, execution_mode: str, spinning: bool, batch_size: int,
           warmup: int, min_runs: int, min_seconds: float, api: str, rounds: int, memory_isolation: str,
           aa_control: bool, eval_batch_size: int,
-          models_glob: str | None, label: str | None, strict: bool) -> None:
-    """Measure every ONNX file of BUNDLE and write the result JSON to --out."""
+          models_glob: str | None, label: str | None, strict: bool, quiet: bool) -> None:
+    """Measure every ONNX file of BUNDLE (a folder written by `harness export`) and write the result JSON to --out.
+
+    On a terminal a bar shows the files done and the time left; in a log, one line per measured file and round.
+    """
     _check_out(out)
     names = split_names(providers)
     try:
@@ -143,11 +147,12 @@ def bench(bundle: Path, out: Path, providers: tuple[str, ...], provider_options:
     try:
         manifest = load_manifest(bundle)
         _check_out(out, bundle, manifest)
-        _echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
-              f"providers {', '.join(names)}, threads {threads or 'default'}, batch {batch_size}, "
-              f"graph optimisation {graph_optimization}, calls via {api}"
-              + (f", {rounds} rounds" if rounds > 1 else ""))
-        result = run_bench(bundle, settings, label=label, progress=_echo, manifest=manifest)
+        if not quiet:
+            _echo(f"runner {__version__}: bundle {bundle} ({manifest.get('bundle_id') or 'no bundle_id'}), "
+                  f"providers {', '.join(names)}, threads {threads or 'default'}, batch {batch_size}, "
+                  f"graph optimisation {graph_optimization}, calls via {api}"
+                  + (f", {rounds} rounds" if rounds > 1 else ""))
+        result = run_bench(bundle, settings, label=label, manifest=manifest, quiet=quiet)
     except BundleError as exc:
         raise InputError(str(exc)) from None
     try:

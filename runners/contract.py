@@ -21,6 +21,9 @@ INSTALL_VENV = ".venv"                # in a bundle: where `runner install` puts
 # Rows per call of the accuracy pass. Dynamic int8 quantizes activations per call, so its predictions depend on how
 # the eval set is batched: the host's check of an int8 file (exporters.quantize) uses the runner's batches.
 EVAL_BATCH_SIZE = 256
+# "Deployable": accuracy at most this many percentage points below the dense baseline's. The bundle's "deployable"
+# selection (host accuracy) and the report's recommendation (device accuracy) use the same budget.
+DEPLOYABLE_PP = 1.0
 
 
 class ContractError(ValueError):

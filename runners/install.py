@@ -35,7 +35,7 @@ from runners.contract import INSTALL_VENV, WHEELS_INDEX, ContractError, validate
 from runners.errors import EXIT_BAD_INPUT, EXIT_INSTALL_FAILED, EXIT_OK
 from runners.files import sha256_file
 
-IMPORT_CHECK = "import click, numpy, onnxruntime, psutil; print(onnxruntime.__version__, numpy.__version__)"
+IMPORT_CHECK = "import click, numpy, onnxruntime, psutil, tqdm; print(onnxruntime.__version__, numpy.__version__)"
 INSTALL_RECORD = "edgeprune-install.json"    # in the venv: how it was made (device facts report it)
 
 

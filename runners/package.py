@@ -37,7 +37,7 @@ from runners.privacy import keep_onnxruntime_offline
 
 keep_onnxruntime_offline()   # before onnxruntime is imported, or its telemetry has already started
 try:
-    import click, numpy, onnxruntime, psutil  # noqa: F401  the runner's requirements.txt
+    import click, numpy, onnxruntime, psutil, tqdm  # noqa: F401  the runner's requirements.txt
 except ImportError as exc:
     here = os.path.dirname(os.path.abspath(sys.argv[0]))
     python = os.path.join(here, ".venv", "Scripts" if os.name == "nt" else "bin",

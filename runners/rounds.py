@@ -21,13 +21,14 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from runners.bundle import EvalSets, check_file
 from runners.errors import FileChanged, ModelError, one_line
 from runners.memory import empty_memory
+from runners.progress import Progress
 from runners.session import make_call, make_session, session_io, timed_runs
 from runners.settings import BenchSettings
 from runners.stats import empty_latency, latency_stats, log_t_interval, ratio_interval
@@ -172,8 +173,9 @@ class RoundRunner:
 
 
 def run_rounds(bundle: Path, jobs: list[Job], settings: BenchSettings, evals: EvalSets,
-               progress: Callable[[str], None], mhz_out: list[list[float | None]]) -> None:
-    """Time every measured job in settings.rounds rounds and write its latency from them (see the module)."""
+               progress: Progress, mhz_out: list[list[float | None]]) -> None:
+    """Time every measured job in settings.rounds rounds and write its latency from them (see the module);
+    `progress` advances by one per timing unit (a file alone, or a group beside its reference) and round."""
     runner = RoundRunner(bundle, jobs, settings, evals, mhz_out)
     for round_index in range(settings.rounds):
         for ref, members in timing_units(jobs):
@@ -181,7 +183,8 @@ def run_rounds(bundle: Path, jobs: list[Job], settings: BenchSettings, evals: Ev
                 runner.time_alone(members[0])
             else:
                 runner.time_group(ref, members, swap=round_index % 2 == 1)
-        progress(f"round {round_index + 1}/{settings.rounds} done")
+            progress.update(1)
+        progress.finished(f"round {round_index + 1}/{settings.rounds} done")
     for i, (job, t) in enumerate(zip(jobs, runner.timed)):
         if job.entry["status"] == "ok" and t.times:
             _summarise(job.entry, t, paired=job.reference is not None and job.reference != i)

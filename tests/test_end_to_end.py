@@ -89,6 +89,31 @@ def test_device_runs_merge_into_one_report(exported, tmp_path):
 
 
 @needs_mnist
+def test_deployable_bundle_is_a_tenth_of_the_complete_one_and_benches_and_reports(exported, tmp_path):
+    """--preset deployable from the same runs (nothing retrained): dense, one structured, one int8 file; at most a
+    tenth of the complete bundle; measured by its own runner and reported, with the PDF where a browser is."""
+    root, args = exported
+    out = tmp_path / "deployable"
+    done = harness(*[a if a != str(root / "bundle") else str(out) for a in args if a != "--quiet"],
+                   "--preset", "deployable")
+    assert f"-> {out}" in done.stderr and " MB " in done.stderr and "\r" not in done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["selection"]["preset"] == "deployable" and manifest["selection"]["models"] <= 3
+    formats = sorted((m["experiment"], f["format"]) for m in manifest["models"] for f in m["files"])
+    assert ("baseline", "onnx") in formats and len(formats) <= 3
+    assert sum(1 for _, fmt in formats if "int8" in fmt) <= 1
+    size = lambda folder: sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())   # noqa: E731
+    assert size(out) * 10 <= size(root / "bundle")
+    result = bench(out, tmp_path / "r.json")
+    assert len(result["models"]) == len(formats) and all(m["status"] == "ok" for m in result["models"])
+    report = tmp_path / "report"
+    done = harness("report", str(tmp_path / "r.json"), "--bundle", str(out), "--out", str(report))
+    first = "\n".join((report / "report.md").read_text().splitlines()[:40])
+    assert "## Summary" in first and "Quick profile" in first and "deployable selection" in first
+    assert (report / "report.pdf").exists() or "report.pdf: not written" in done.stderr
+
+
+@needs_mnist
 def test_truncated_model_is_an_error_entry_and_the_rest_is_measured(exported, tmp_path):
     root, _ = exported
     bundle = tmp_path / "bundle"

@@ -176,21 +176,21 @@ def test_report_contents(inputs):
     assert "sve" not in devices and "avx2" in devices  # only true flags; the host has avx2
 
     header = ("| Method | Iteration | Format | Seeds | Sparsity (%) | Accuracy (%) host | Accuracy (%) device "
-              "| Latency (s) | Disk Size (MB) | Parameters (nonzero/params) |")
+              "| Latency p50 (ms) | Disk Size (MB) | Parameters (nonzero/params) |")
     assert md.count(header) == 4  # 2 devices x 2 experiments
 
     repeated_t1 = section(md, f"### {THREADS_1} · repeated")
     assert "⚠" in repeated_t1 and "mnist-ffn-repeated-l1-it2-s1 (onnx-sparse)" in repeated_t1
     assert "-0.30 points" in repeated_t1
-    # Two seeds aggregated: sparsity 75.0 and 75.1 -> mean ± std; latency p50 2 x 0.05 ms = 1e-04 s.
+    # Two seeds aggregated: sparsity 75.0 and 75.1 -> mean ± std; latency p50 2 x 0.05 ms = 0.1 ms.
     assert "| l1 | 2 | onnx | 0, 1 | 75.05 ± 0.07 |" in repeated_t1
-    assert "| 0.0001 ± 0 |" in repeated_t1
+    assert "| 0.1 ± 0 |" in repeated_t1
     assert "≈4,995/10,000" in repeated_t1  # nonzero 5,000 and 4,990
 
     baseline_t1 = section(md, f"### {THREADS_1} · baseline")
     assert "97.95" in baseline_t1  # the 0.05-point difference is shown ...
     assert "⚠" not in baseline_t1  # ... but not flagged
-    assert "| none | 0 | onnx | 0 | 0.00 | 98.00 | 97.95 | 0.0001 | 0.0405 | 10,000/10,000 |" in baseline_t1
+    assert "| none | 0 | onnx | 0 | 0.00 | 98.00 | 97.95 | 0.1 | 0.0405 | 10,000/10,000 |" in baseline_t1
 
     auto = section(md, f"### {THREADS_AUTO} · repeated")
     assert "error: onnxruntime: Unsupported sparse initializer" in auto
@@ -211,7 +211,11 @@ def test_report_files_csv_png_html(inputs):
     build_report(inputs["results"], inputs["bundle"], out)
     csvs = sorted(p.name for p in out.glob("*.csv"))
     assert "devices.csv" in csvs and "storage.csv" in csvs
-    assert len([c for c in csvs if c.startswith("lab-")]) == 4
+    assert len([c for c in csvs if c.startswith("lab-") and not c.startswith("lab-template-")]) == 4
+    # the lab template's columns, the one place with seconds: p50 0.1 ms (threads 1) is 0.0001 s
+    template = (out / "lab-template-pi5-threads-1-batch-1-baseline.csv").read_text().splitlines()
+    assert template[0] == "Iteration,Format,Sparsity (%),Accuracy (%),Latency (s),Disk Size (MB)"
+    assert template[1].split(",")[:2] == ["0", "onnx"] and float(template[1].split(",")[4]) == pytest.approx(1e-4)
     pngs = sorted(out.glob("*.png"))
     assert [p.name for p in pngs if not p.name.startswith("pareto-")] == [
         "mnist-accuracy-vs-disk-size.png", "mnist-accuracy-vs-latency.png", "mnist-accuracy-vs-sparsity.png"]

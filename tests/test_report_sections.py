@@ -145,7 +145,7 @@ def test_storage_ratios_and_coo_explanation(rich):
     assert "| bitmask | 2.71× | 6.67× |" in storage
     assert "indices [2, nnz] int64" in storage and "biases" in storage
     sparse = section(rich["md"], "### What the sparse-initializer file buys on the device")
-    assert "Size sparse/dense" in sparse and "Load (ms) sparse" in sparse and "Peak RSS (MiB) sparse" in sparse
+    assert "Size sparse / dense" in sparse and "Load (ms) sparse" in sparse and "Peak RSS (MB) sparse" in sparse
 
 
 def test_methods_paragraph(rich):
@@ -178,10 +178,10 @@ def test_method_differences_are_judged_by_the_seeds_spread():
 
 def test_structured_table(rich):
     table = section(rich["md"], "### pi5 (threads auto, batch 1) · mnist")
-    assert "| Structure Pruned | Sparsity Rate (%) | Accuracy (%) | Latency (s) | Disk Size (MB) |" in table
+    assert "| Structure Pruned | Sparsity Rate (%) | Accuracy (%) | Latency p50 (ms) | Disk Size (MB) |" in table
     # 6,000 of the baseline's 10,000 params: 40% sparsity rate; p50 0.03 ms vs 0.05 ms dense; 24 kB vs 40.5 kB.
     # a result of runner 0.1: one window per file, so a bare ratio, and no A/A control to judge it by
-    assert "| neurons-l1 50% + fine-tune | 40.00 | 96.00 | 0.00003 | 0.024 | 1.67× (no interval) | 0.59× |" in table
+    assert "| neurons-l1 50% + fine-tune | 40.00 | 96.00 | 0.03 | 0.024 | 1.67× (no interval) | 0.59× |" in table
     assert "| none (dense) | 0.00 | 98.00 |" in table
     assert "No A/A control in this result" in table
 
@@ -221,7 +221,7 @@ def test_quantization_flag(rich, static_accuracy, flagged):
     md = build_report([path], rich["bundle"], rich["tmp"] / "rq").read_text()
     quant = section(md, "## Pruning + quantization")
     assert ("⚠ mnist-ffn-quant (static int8)" in md) == flagged
-    assert "| Pruning Technique | Quantization | Sparsity Rate (%) | Accuracy (%) | Disk Size (MB) | Latency (s) |" \
+    assert "| Pruning Technique | Quantization | Sparsity Rate (%) | Accuracy (%) | Disk Size (MB) | Latency p50 (ms) |" \
         in md and "## Pruning + quantization" in md and quant is not None
 
 

@@ -51,7 +51,7 @@ def _key() -> str:
 def _usable(venv: Path, key: str) -> bool:
     if not (venv / "KEY").is_file() or (venv / "KEY").read_text().strip() != key:
         return False
-    proc = subprocess.run([str(_bin(venv, "python")), "-c", "import click, numpy, onnxruntime, psutil"],
+    proc = subprocess.run([str(_bin(venv, "python")), "-c", "import click, numpy, onnxruntime, psutil, tqdm"],
                           capture_output=True, env=_clean_env(), timeout=120)
     return proc.returncode == 0
 

@@ -35,8 +35,14 @@ def test_transformer_groups():
     from test_structured import make_transformer
 
     names = [g.name for g in component_groups(make_transformer())]
-    assert names == ["embeddings", "attention", "feed-forward", "layer 0", "layer 1", "layer 2",
-                     "earlier layers", "later layers"]
+    # three layers: the earlier half is layer 0 alone, which would repeat its row
+    assert names == ["embeddings", "attention", "feed-forward", "layer 0", "layer 1", "layer 2", "later layers"]
+    from harness.models.text import TransformerClassifier
+
+    two_layers = TransformerClassifier(vocab_size=50, num_classes=2, d_model=16, n_layers=2, n_heads=4, head_dim=4,
+                                       d_ff=32, max_len=8, dropout=0.0)
+    two = [g.name for g in component_groups(two_layers)]
+    assert two == ["embeddings", "attention", "feed-forward", "layer 0", "layer 1"]
 
 
 def test_transformer_rows_structured_heads_and_neurons(tiny_task):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Callable, Optional
 
 from torch import nn
@@ -14,6 +13,7 @@ from harness.experiments.store import ensure_config, experiment_folder, variant_
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.pruning import PruneContext, get_method
 from harness.seeds import SHARED, SeedStreams
+from runners.progress import Progress
 
 # Called after each round's pruning step with (model, round); may retrain, returns extra metrics or None.
 AfterPrune = Callable[[nn.Module, int], Optional[dict]]
@@ -43,26 +43,30 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
     if task_loss(task) is not None:
         ctx.loss_fn = task_loss(task)
     variants, previous = [], base
-    for it in range(rounds + 1):
-        it_folder = folder / f"it{it}"
-        if is_finished(it_folder):
-            previous = load_variant(it_folder)
+    # Finished rounds are a prefix and load in a moment: the bar and its time left count the rounds still to run.
+    todo = [it for it in range(rounds + 1) if not is_finished(folder / f"it{it}")]
+    with Progress(f"{experiment} {ps.method}", total=len([it for it in todo if it > 0]), unit="round",
+                  quiet=quiet or not todo) as progress:
+        for it in range(rounds + 1):
+            it_folder = folder / f"it{it}"
+            if is_finished(it_folder):
+                previous = load_variant(it_folder)
+                variants.append(previous)
+                continue
+            model = previous.build(task, with_masks=True)
+            extra_metrics = None
+            if it > 0:
+                ctx.seed = ts.streams.pruning_seed(it)
+                prune_step(model, ps.amount, ctx)
+                if after_prune is not None:
+                    extra_metrics = after_prune(model, it)
+            variant = Variant(name=variant_name(ts, experiment, ps.method, it), task=ts.task, experiment=experiment,
+                              method=ps.method, iteration=it, seed=ts.seed, model=previous.model,
+                              extra={"amount_per_round": ps.amount})
+            previous = save_variant(variant, model, task, it_folder, **(extra_metrics or {}))
             variants.append(previous)
-            continue
-        model = previous.build(task, with_masks=True)
-        extra_metrics = None
-        if it > 0:
-            ctx.seed = ts.streams.pruning_seed(it)
-            prune_step(model, ps.amount, ctx)
-            if after_prune is not None:
-                extra_metrics = after_prune(model, it)
-        variant = Variant(name=variant_name(ts, experiment, ps.method, it), task=ts.task, experiment=experiment,
-                          method=ps.method, iteration=it, seed=ts.seed, model=previous.model,
-                          extra={"amount_per_round": ps.amount})
-        previous = save_variant(variant, model, task, it_folder, **(extra_metrics or {}))
-        variants.append(previous)
-        if not quiet:
+            progress.update(1 if it > 0 else 0)
             m = previous.metrics
-            print(f"  {experiment} {ps.method} it{it}: sparsity {m['sparsity']:.1%} accuracy {m['accuracy']:.2%}",
-                  file=sys.stderr)
+            progress.finished(f"  {experiment} {ps.method} it{it}: sparsity {m['sparsity']:.1%} "
+                              f"accuracy {m['accuracy']:.2%}")
     return variants

@@ -20,6 +20,7 @@ from harness.experiments.settings import TrainSettings
 from harness.experiments.store import ensure_config, experiment_folder, read_json
 from harness.io import write_json
 from harness.structured import find_heads, find_layers, plan_structured, prune_structured
+from runners.progress import Progress
 
 SCHEMA = "edgeprune.sensitivity/1"
 
@@ -67,10 +68,12 @@ def component_groups(model: nn.Module) -> list[ComponentGroup]:
 
     n_layers = lists[0].size
     groups += [of_layers(f"layer {i}", [i], "layer", i) for i in range(n_layers)]
-    if n_layers >= 2:
-        half = n_layers // 2
-        groups += [of_layers("earlier layers", range(half), "depth"),
-                   of_layers("later layers", range(half, n_layers), "depth")]
+    # A half of one layer is that layer's group again (a 2-layer model's heat map repeated its rows), so a half
+    # becomes a group only when it spans two layers or more.
+    half = n_layers // 2
+    groups += [of_layers(name, idx, "depth") for name, idx in (("earlier layers", range(half)),
+                                                                ("later layers", range(half, n_layers)))
+               if len(idx) >= 2]
     return groups
 
 
@@ -102,26 +105,32 @@ def _structurable(model: nn.Module, group: ComponentGroup, example: np.ndarray) 
     return False
 
 
-def sensitivity_rows(model: nn.Module, task: TaskData, model_name: str, ss: SensitivitySettings) -> list[dict]:
+def sensitivity_rows(model: nn.Module, task: TaskData, model_name: str, ss: SensitivitySettings,
+                     quiet: bool = True) -> list[dict]:
     baseline = metrics.accuracy(model, task.eval_x, task.eval_y)
     total = metrics.count_parameters(model)[0]
     example = task.train_x[:16]
+    groups = component_groups(model)
     rows = []
-    for group in component_groups(model):
-        group_params = sum(model.get_submodule(n).weight.numel() for n in group.weights)
-        for kind in ss.kinds:
-            if not group.weights or kind == "structured" and not _structurable(model, group, example):
-                continue
-            for ratio in ss.ratios:
-                if kind == "unstructured":
-                    pruned, removed = _prune_unstructured(model, group, ratio)
-                else:
-                    pruned = _prune_structured(model, group, ratio, ss.importance, example)
-                    removed = total - metrics.count_parameters(pruned)[0]
-                rows.append({"task": task.name, "model": model_name, "group": group.name, "kind": kind,
-                             "ratio": ratio, "accuracy": metrics.accuracy(pruned, task.eval_x, task.eval_y),
-                             "baseline_accuracy": baseline, "params_removed": removed,
-                             "group_params": group_params, "scope": group.scope, "layer_index": group.layer_index})
+    with Progress(f"sensitivity {model_name}", total=len(groups), unit="group", quiet=quiet) as progress:
+        for group in groups:
+            group_params = sum(model.get_submodule(n).weight.numel() for n in group.weights)
+            for kind in ss.kinds:
+                if not group.weights or kind == "structured" and not _structurable(model, group, example):
+                    continue
+                for ratio in ss.ratios:
+                    if kind == "unstructured":
+                        pruned, removed = _prune_unstructured(model, group, ratio)
+                    else:
+                        pruned = _prune_structured(model, group, ratio, ss.importance, example)
+                        removed = total - metrics.count_parameters(pruned)[0]
+                    rows.append({"task": task.name, "model": model_name, "group": group.name, "kind": kind,
+                                 "ratio": ratio, "accuracy": metrics.accuracy(pruned, task.eval_x, task.eval_y),
+                                 "baseline_accuracy": baseline, "params_removed": removed,
+                                 "group_params": group_params, "scope": group.scope,
+                                 "layer_index": group.layer_index})
+            progress.update(1)
+            progress.finished(f"  sensitivity {model_name}: {group.name}")
     return rows
 
 
@@ -134,7 +143,7 @@ def sensitivity_analysis(root, ts: TrainSettings, task: TaskData, ss: Sensitivit
         return read_json(path)["rows"]
     base = trained_baseline(root, ts, task, quiet)
     ensure_config(folder, ss)
-    rows = sensitivity_rows(base.build(task), task, ts.model, ss)
+    rows = sensitivity_rows(base.build(task), task, ts.model, ss, quiet)
     for row in rows:
         row["seed"] = ts.seed
     write_json(path, {"schema": SCHEMA, "rows": rows})

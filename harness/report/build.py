@@ -23,12 +23,14 @@ from harness.report.sections.sensitivity import sensitivity_section
 from harness.report.sections.sparse_files import sparse_files_section
 from harness.report.sections.storage import storage_section
 from harness.report.sections.structured import structured_section
+from harness.report.sections.summary import summary_section
 
 Section = Callable[[pd.DataFrame, Path], list[Block]]
 
 # Report order. A new section is a module in sections/ and a line here; a section whose data is absent returns no
 # blocks.
 SECTIONS: list[Section] = [
+    summary_section,  # first: the first screen says what to deploy and what qualifies the numbers
     provenance_section,
     devices_section,
     lab_tables_section,

@@ -49,8 +49,12 @@ def fmt_count(value: Any) -> str:
 
 
 def fmt_ratio(value: Any) -> str:
-    """A ratio of two sizes or times: 1.67×."""
-    return DASH if is_missing(value) else f"{value:.2f}×"
+    """A ratio of two sizes or times: 1.67×; below 0.1 two significant digits (0.041×, not 0.04×)."""
+    return DASH if is_missing(value) else f"{ratio_number(value)}×"
+
+
+def ratio_number(value: float) -> str:
+    return f"{value:.2f}" if abs(value) >= 0.1 else _format(float(value), ".2g")
 
 
 def fmt_seeds(seeds: Sequence[Any]) -> str:

@@ -12,8 +12,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from harness.report.compare import AABand, Ratio, aa_band, latency_ratio, records
 from harness.report.format import DASH, DisplayColumn, fmt_seeds, format_rank
-from harness.report.load import is_missing
+from harness.report.load import device_flags, is_missing
+from runners.contract import ONNX
 
 BASELINE = "baseline"
 STRUCTURED = "structured"
@@ -101,7 +103,7 @@ def technique_label(row: Mapping[str, Any]) -> str:
 
 
 MEASURES = ["sparsity_pct", "host_accuracy_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms",
-            "disk_mb", "nonzero_params", "params"]
+            "disk_mb", "peak_memory_mb", "nonzero_params", "params"]
 
 
 def plan_position(rows: pd.DataFrame) -> pd.Series:
@@ -136,3 +138,73 @@ def primary_file_rows(rows: pd.DataFrame) -> pd.DataFrame:
     ranked = rows.assign(_rank=[format_rank(f) for f in rows["format"]]).sort_values(["_rank", "order"],
                                                                                       kind="stable")
     return ranked.drop_duplicates(["device", "name"]).drop(columns="_rank")
+
+
+# ---------------------------------------------------------------- comparisons with the dense baseline
+
+# A model whose dense accuracy is within this many points of always answering the most frequent label is at chance.
+NEAR_CHANCE_PP = 5.0
+# Without an A/A control, a file counts as slower than another only beyond this ratio (run-to-run spread on a shared
+# machine reaches about 10%: benchmarks/bench_rounds.py).
+NO_BAND_MARGIN = 1.10
+
+
+def point_ratio(values: pd.Series, base: pd.Series) -> float | None:
+    """Mean of `values` over mean of `base` (sizes, memory: numbers without rounds), None where either is missing."""
+    a, b = pd.to_numeric(values, errors="coerce").mean(), pd.to_numeric(base, errors="coerce").mean()
+    if is_missing(a) or is_missing(b) or b <= 0:
+        return None
+    return float(a / b)
+
+
+def clearly_slower(ratio: Ratio | None, band: AABand | None) -> bool:
+    """A latency ratio (compare.latency_ratio) whose whole interval lies above the noise: the A/A band's upper
+    limit, else NO_BAND_MARGIN."""
+    if ratio is None:
+        return False
+    low = ratio.ci95[0] if ratio.ci95 is not None else ratio.median
+    return low > (band.limit if band is not None else NO_BAND_MARGIN)
+
+
+def chance_accuracy_pct(frame: pd.DataFrame, eval_name: Any) -> float | None:
+    """Accuracy (%) of always answering the eval set's most frequent label (manifest evals[...].majority_accuracy,
+    written since the bundle records it), else None."""
+    evals = (frame.attrs.get("manifest") or {}).get("evals") or {}
+    value = (evals.get(eval_name) or {}).get("majority_accuracy") if isinstance(eval_name, str) else None
+    return None if is_missing(value) else float(value) * 100
+
+
+def device_conditions(row: Mapping[str, Any]) -> list[str]:
+    """What about a result's device makes its latencies unlike the real device's (load.device_flags: emulation,
+    throttling, a frequency drop), from one of its rows of the frame."""
+    def true(key: str) -> bool:
+        value = row.get(key)
+        return isinstance(value, (bool, np.bool_)) and bool(value)
+
+    return device_flags({"emulated": true("device.emulated"),
+                         "during_run": {"throttled": true("device.during_run.throttled"),
+                                        "frequency_dropped": true("device.during_run.frequency_dropped")}})
+
+
+def against_plain_file(frame: pd.DataFrame, rows: pd.DataFrame, device: str) -> pd.DataFrame:
+    """Per variant (series) and non-plain format measured on one device (int8, sparse initializers): its p50 and disk
+    size against the plain fp32 ONNX file of the same variant there (compare.latency_ratio: paired through the
+    reference where both were timed beside it), and whether it is clearly slower (beyond the task's A/A band) or
+    larger: the pessimisations a reader must not miss. Columns: task, series, format, latency_ratio (Ratio or
+    None), size_ratio, slower, larger."""
+    out = []
+    ok = ok_rows(rows)
+    for task, task_rows in ok.groupby("task", sort=False, dropna=False):
+        band = aa_band(frame, device, task)
+        plain = task_rows[task_rows["format"].eq(ONNX)]
+        for (series, fmt), files in task_rows[~task_rows["format"].eq(ONNX)].groupby(["series", "format"],
+                                                                                    sort=False):
+            reference = plain[plain["series"].eq(series)]
+            if reference.empty:
+                continue
+            latency = latency_ratio(records(files), records(reference))
+            size = point_ratio(files["disk_mb"], reference["disk_mb"])
+            out.append({"task": task, "series": series, "format": fmt, "latency_ratio": latency,
+                        "size_ratio": size, "slower": clearly_slower(latency, band),
+                        "larger": size is not None and size > 1})
+    return pd.DataFrame(out, columns=["task", "series", "format", "latency_ratio", "size_ratio", "slower", "larger"])

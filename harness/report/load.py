@@ -26,7 +26,10 @@ from runners.providers import short_name
 
 # A device accuracy further than this from the host's (in percentage points) is flagged in the report.
 ACCURACY_FLAG_PP = 0.1
+# Every size the report shows is in MB (10^6 bytes), memory included: the runner records memory in MiB (2^20 bytes,
+# as psutil counts), converted once here.
 BYTES_PER_MB = 1e6
+BYTES_PER_MIB = 2**20
 
 TEXT_COLUMNS = [
     "device", "provider", "result_path", "name", "series", "task", "experiment", "method", "file", "format", "status",
@@ -236,9 +239,16 @@ def add_derived_columns(frame: pd.DataFrame) -> pd.DataFrame:
     frame["accuracy_mismatch"] = frame["accuracy_delta_pp"].abs().round(9).gt(ACCURACY_FLAG_PP) & \
         ~other_int8_batching(frame)
     frame["latency_p50_ms"] = frame["latency_ms.p50"]
+    # Seconds only for the CSV in the lab template's columns ("Latency (s)"); every table and plot shows ms.
     frame["latency_p50_s"] = frame["latency_ms.p50"] / 1000
     frame["disk_mb"] = frame["disk_bytes"] / BYTES_PER_MB
     frame["file_mb"] = frame["file_bytes"] / BYTES_PER_MB
+    # The runner counts memory in MiB (its key says mb, schema 1); every table shows MB, like disk sizes.
+    for runner_key, column in (("rss_peak", "peak_memory_mb"), ("peak_increment", "peak_increment_mb"),
+                               ("load_increment", "load_increment_mb")):
+        key = f"memory_mb.{runner_key}"
+        mib = pd.to_numeric(frame[key], errors="coerce") if key in frame else np.nan
+        frame[column] = mib * BYTES_PER_MIB / BYTES_PER_MB
     return frame
 
 
@@ -281,7 +291,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     side.
 
     frame.attrs holds what is not per row: "host" (the workstation's device facts), "bundle_dir", "bundle_id",
-    "manifest" (created, profile, edgeprune_version, sensitivity) and "results"
+    "manifest" (created, profile, edgeprune_version, sensitivity, evals, selection) and "results"
     ([{"path", "device"}] in the order given).
     """
     if not result_paths:
@@ -313,7 +323,8 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
         "host": dict(manifest.get("host") or {}),
         "bundle_dir": str(bundle_dir),
         "bundle_id": manifest["bundle_id"],
-        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity")},
+        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity",
+                                                        "evals", "selection")},
         "results": [{"path": str(path), "device": label, "provider": provider, **timing_facts(result)}
                     for path, per_result, result in zip(paths, labels, results) for provider, label in per_result],
     }

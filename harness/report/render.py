@@ -53,6 +53,7 @@ class Table:
 class Image:
     file: str  # a PNG the section wrote into the output folder
     alt: str
+    caption: str = ""  # one line under the plot: what to look at
 
 
 Block = Union[Heading, Paragraph, Notes, Table, Image]
@@ -107,7 +108,8 @@ def to_markdown(blocks: Sequence[Block]) -> str:
             parts.append(markdown_table(block.display)
                          + f"\n\nCSV: [{md_text(block.csv_name)}]({_md_target(block.csv_name)})")
         elif isinstance(block, Image):
-            parts.append(f"![{md_text(block.alt)}]({_md_target(block.file)})")
+            parts.append(f"![{md_text(block.alt)}]({_md_target(block.file)})"
+                         + (f"\n\n*{md_text(block.caption)}*" if block.caption else ""))
     return "\n\n".join(parts) + "\n"
 
 
@@ -115,14 +117,34 @@ def _inline_html(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
+# Tables stay within the page: cells wrap at spaces, hyphens and the <wbr> after "_" and "/", never inside a word
+# (tests/test_report_browser.py checks it in Chromium). Print: the whole width of the paper, figures kept whole.
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 80em; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.85em; max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; vertical-align: top;
+         overflow-wrap: break-word; }
 th { background: #f2f2f2; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-code { background: #f5f5f5; padding: 0 0.2em; }
+thead { display: table-header-group; }
+figure { margin: 0.5em 0 1.2em; }
+figcaption { font-size: 0.9em; color: #444; font-style: italic; }
+img { max-width: 100%; box-sizing: border-box; border: 1px solid #eee; margin: 0.5em 0; }
+code { background: #f5f5f5; padding: 0 0.2em; overflow-wrap: anywhere; }
+@media print {
+  body { max-width: none; margin: 0; padding: 0; font-size: 10pt; }
+  figure, img { break-inside: avoid; }
+  img { max-height: 170mm; }
+  h2, h3 { break-after: avoid; }
+}
 """
+
+
+def _compact(table_html: str) -> str:
+    """One line per table row, so the page source reads like the Markdown (the summary within its first lines); a
+    line may break after "_" or "/" in a cell (<wbr>), so names such as bitmask_deflate or models/x.onnx wrap
+    instead of pushing the table past the page."""
+    table_html = re.sub(r">([^<]+)<", lambda m: ">" + re.sub(r"([_/])", r"\1<wbr>", m.group(1)) + "<", table_html)
+    return re.sub(r"(</tr>|<tbody>|</thead>)", r"\1\n", re.sub(r">\s+<", "><", table_html)).strip()
 
 
 def to_html(blocks: Sequence[Block]) -> str:
@@ -135,14 +157,16 @@ def to_html(blocks: Sequence[Block]) -> str:
         elif isinstance(block, Notes):
             parts.append("<ul>" + "".join(f"<li>{_inline_html(i)}</li>" for i in block.items) + "</ul>")
         elif isinstance(block, Table):
-            parts.append(block.display.to_html(index=False, border=0, escape=True, na_rep="—"))
+            parts.append(_compact(block.display.to_html(index=False, border=0, escape=True, na_rep="—")))
             name = html.escape(block.csv_name)
             parts.append(f'<p class="csv">CSV: <a href="{name}">{name}</a></p>')
         elif isinstance(block, Image):
-            parts.append(f'<p><img src="{html.escape(block.file)}" alt="{html.escape(block.alt)}"></p>')
+            caption = f"<figcaption>{_inline_html(block.caption)}</figcaption>" if block.caption else ""
+            parts.append(f'<figure><img src="{html.escape(block.file)}" alt="{html.escape(block.alt)}">'
+                         f"{caption}</figure>")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(TITLE)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+        f"<title>{html.escape(TITLE)}</title>\n<style>{' '.join(STYLE.split())}</style>\n</head>\n<body>\n"
         + "\n".join(parts)
         + "\n</body>\n</html>\n"
     )

@@ -12,7 +12,7 @@ import pandas as pd
 
 from harness.report.compare import device_bands, timing_label
 from harness.report.format import DASH, fmt_number, fmt_text, known
-from harness.report.load import call_api, flatten
+from harness.report.load import BYTES_PER_MB, BYTES_PER_MIB, call_api, flatten
 from harness.report.render import Block, Heading, Paragraph, Table
 
 
@@ -114,7 +114,7 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
                                     f"{fmt_text(known(flat, 'device.logical_cores'))}",
         "CPU frequency (MHz)": freq_text,
         "ISA flags (true)": ", ".join(flags) if flags else DASH,
-        "Memory (MiB)": DASH if memory is None else f"{float(memory):,.0f}",
+        "Memory (MB)": DASH if memory is None else f"{float(memory) * BYTES_PER_MIB / BYTES_PER_MB:,.0f}",
         "OS": os_name or DASH,
         "Python": fmt_text(known(flat, "device.python")),
         "onnxruntime": fmt_text(known(flat, "device.onnxruntime")),

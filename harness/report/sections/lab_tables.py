@@ -1,5 +1,6 @@
 """Results per device and experiment: the lab's table (iteration, sparsity, host and device accuracy, latency, disk
-size, parameters) with seeds averaged, failed files shown, and device accuracies far from the host's flagged."""
+size, parameters) with seeds averaged, failed files shown, and device accuracies far from the host's flagged; beside
+each, a CSV in the lab template's own columns and units (latency in seconds) for pasting into the write-up."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _parameters_cell(row: pd.Series) -> str:
 
 def lab_display(agg: pd.DataFrame) -> pd.DataFrame:
     # A failed file's latency is not a measurement, whatever the runner wrote.
-    agg = agg.assign(latency_p50_s_mean=agg["latency_p50_s_mean"].where(agg["status"] == "ok"))
+    agg = agg.assign(latency_p50_ms_mean=agg["latency_p50_ms_mean"].where(agg["status"] == "ok"))
     return display_frame(agg, [
         task_column(agg),
         ("Method", "method", None),
@@ -61,10 +62,23 @@ def lab_display(agg: pd.DataFrame) -> pd.DataFrame:
         ("Sparsity (%)", mean_std("sparsity_pct", ".2f"), None),
         ("Accuracy (%) host", mean_std("host_accuracy_pct", ".2f"), None),
         ("Accuracy (%) device", _device_accuracy_cell, None),
-        ("Latency (s)", mean_std("latency_p50_s", ".3g"), None),
+        ("Latency p50 (ms)", mean_std("latency_p50_ms", ".3g"), None),
         ("Disk Size (MB)", mean_std("disk_mb", ".4g"), None),
         ("Parameters (nonzero/params)", _parameters_cell, None),
     ])
+
+
+# The lab's table template, its headers and units as the exercise sheet prints them (latency in seconds there).
+TEMPLATE_COLUMNS = {"Iteration": "iteration", "Sparsity (%)": "sparsity_pct_mean", "Accuracy (%)":
+                    "device_accuracy_pct_mean", "Latency (s)": "latency_p50_s_mean", "Disk Size (MB)": "disk_mb_mean"}
+
+
+def template_csv(agg: pd.DataFrame) -> pd.DataFrame:
+    """The lab template's columns for the measured rows (seed means), latency in seconds, the format beside them."""
+    ok = agg[agg["status"] == "ok"]
+    table = pd.DataFrame({header: ok[column] for header, column in TEMPLATE_COLUMNS.items()})
+    table.insert(1, "Format", ok["format"])
+    return table
 
 
 LAB_CSV_COLUMNS = ["device", "task", "experiment", "method", "iteration", "format", "seeds", "n_seeds", "status",
@@ -87,8 +101,8 @@ def _settings_note(rows: pd.DataFrame) -> str:
     batch = fmt_text(known(first.to_dict(), "settings.batch_size"))
     threads = known(first.to_dict(), "settings.threads")
     threads_text = "automatic threads" if threads == 0 else f"{fmt_text(threads)} thread(s)"
-    return (f"Latency (s): device p50 for one batch of {batch} input(s), {threads_text}. Disk Size (MB): the model "
-            f"file on the device (MB = 10^6 bytes). Host numbers from torch, device numbers from the runner; "
+    return (f"Latency p50 (ms): device p50 for one batch of {batch} input(s), {threads_text}. Disk Size (MB): the "
+            f"model file on the device (MB = 10^6 bytes). Host numbers from torch, device numbers from the runner; "
             f"± is the sample standard deviation over seeds.")
 
 
@@ -105,11 +119,16 @@ def lab_tables_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             csv_name = unique_name(f"lab-{slug(device)}-{slug(experiment or 'none')}", ".csv", csv_names)
             agg = _lab_rows(rows)
             agg.insert(0, "device", device)
-            csv = agg[LAB_CSV_COLUMNS + [c for c in agg.columns if c.endswith(("_mean", "_std"))]]
+            csv = agg[LAB_CSV_COLUMNS + [c for c in agg.columns if c.endswith(("_mean", "_std"))
+                                         and not c.startswith("latency_p50_s_")]]
+            template = unique_name(f"lab-template-{slug(device)}-{slug(experiment or 'none')}", ".csv", csv_names)
+            template_csv(agg).to_csv(out_dir / template, index=False)
             blocks.append(Heading(3, f"{device} · {experiment or 'no experiment'}"))
             blocks.append(Table(display=lab_display(agg), data=csv,
                                 csv_name=csv_name))
             notes = [_settings_note(rows), device_noise_note(frame, device),
+                     f"`{template}`: this table in the lab template's columns, latency in seconds as the template "
+                     f"asks (the only place the report uses seconds), for pasting into the write-up.",
                      *_mismatch_notes(rows)]
             if experiment in experiments_where("compared") and (agg["n_seeds"] < 2).any():
                 notes.append(ONE_SEED_NOTE)

@@ -18,10 +18,8 @@ from harness.report.format import display_frame, fmt_number, unique_name
 from harness.report.frame import baseline_mask, technique_label
 from harness.report.plots import log_scale_if_wide, new_figure, save
 from harness.report.render import Block, Heading, Image, Paragraph, Table, slug
-from runners.contract import ONNX
+from runners.contract import DEPLOYABLE_PP, ONNX
 
-# "Deployable": device accuracy at most this many points below the dense baseline's.
-DEPLOYABLE_PP = 1.0
 AXES = {"latency": ("latency_p50_ms", "Device latency p50 (ms)"), "size": ("disk_mb", "Disk size on the device (MB)")}
 
 
@@ -198,5 +196,7 @@ def pareto_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             png = unique_name(f"pareto-{slug(title)}-accuracy-vs-{axis}", ".png", names)
             plot_frontier(plotted, plotted[f"frontier_{axis}"], x, xlabel,
                           f"{title}: accuracy vs {axis}, Pareto frontier", out_dir / png)
-            blocks.append(Image(png, f"{title}: Pareto frontier of accuracy and {axis}"))
+            blocks.append(Image(png, f"{title}: Pareto frontier of accuracy and {axis}",
+                                f"The red line joins the files no other file beats on both accuracy and {axis} "
+                                "(numbered in the legend); a grey point below or right of it is a worse choice."))
     return blocks

@@ -66,8 +66,8 @@ def per_file_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             "vs_dense": [np.nan if r is None else r.median for r in relative],
             "vs_dense_text": ["the dense reference" if is_reference(row) else ratio_cell(r, band)
                               for row, r in zip(records(rows), relative)],
-            "load_increment_mib": column(rows, "memory_mb.load_increment"),
-            "peak_increment_mib": column(rows, "memory_mb.peak_increment"),
+            "load_increment_mb": rows["load_increment_mb"],
+            "peak_increment_mb": rows["peak_increment_mb"],
         })
         data["between_width_pct"] = [_width_pct(v, c) for v, c in zip(data["between_windows_ci95"], data["p50_ms"])]
         data["within_width_pct"] = [_width_pct(v, c) for v, c in zip(data["within_window_ci95"], data["p50_ms"])]
@@ -77,8 +77,8 @@ def per_file_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
             ("Between windows 95% (ms)", "between_windows_ci95", _interval),
             ("Windows' p50 (ms)", "p50_rounds", _windows),
             ("Latency vs dense [95%]", "vs_dense_text", None),
-            ("Load +MiB", "load_increment_mib", ".3g"),
-            ("Peak +MiB", "peak_increment_mib", ".3g"),
+            ("Load +MB", "load_increment_mb", ".3g"),
+            ("Peak +MB", "peak_increment_mb", ".3g"),
         ])
         title = f"{device} · {task}" if task else device
         blocks += [Heading(3, title), Paragraph(band_sentence(band)),

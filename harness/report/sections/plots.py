@@ -1,8 +1,10 @@
-"""Plots: accuracy against sparsity, against device disk size and against device latency (one PNG per task each).
+"""Plots: accuracy against sparsity, against device disk size and against device latency (one PNG per task each),
+each with a one-line caption saying what to look at.
 
-Encoding kept the same in every plot so up to ~4 devices x ~6 methods stay readable:
-colour = (experiment, method), marker = where it was measured (workstation or device), line style = file format.
-Seeds are averaged; error bars show their sample standard deviation."""
+Colour is (experiment, method) in every plot. Accuracy vs sparsity draws lines in round order (marker = where it was
+measured: workstation or device); accuracy vs size and vs latency draw points, one panel per device (marker = file
+format), because neither cost falls in round order and lines through them zig-zag. Seeds are averaged; error bars
+show their sample standard deviation."""
 
 from __future__ import annotations
 
@@ -21,9 +23,12 @@ from harness.report.plots import log_scale_if_wide, new_figure, save
 from harness.report.render import Block, Heading, Image, Paragraph, slug
 
 HOST_SOURCE = "workstation (torch)"
+# Ten tableau colours and five more: the full MNIST plan has eleven (experiment, method) pairs, and a colour shared by
+# two of them (baseline and neurons-l2 were both blue) made two methods read as one.
 COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "olive", "cyan",
-                                "gray")]
+                                "gray")] + ["black", "darkgoldenrod", "navy", "lime", "magenta"]
 DEVICE_MARKERS = ["s", "^", "D", "v", "P", "X", "*", "h"]
+FORMAT_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3))]
 
 
@@ -34,6 +39,7 @@ class PlotStyle:
     colours: dict[tuple[str, str], str]
     markers: dict[str, str]
     linestyles: dict[str, object]
+    format_markers: dict[str, str]
 
     @classmethod
     def for_frame(cls, frame: pd.DataFrame) -> "PlotStyle":
@@ -44,6 +50,7 @@ class PlotStyle:
             colours={m: COLOURS[i % len(COLOURS)] for i, m in enumerate(methods)},
             markers={HOST_SOURCE: "o", **{d: DEVICE_MARKERS[i % len(DEVICE_MARKERS)] for i, d in enumerate(devices)}},
             linestyles={f: LINESTYLES[i % len(LINESTYLES)] for i, f in enumerate(formats)},
+            format_markers={f: FORMAT_MARKERS[i % len(FORMAT_MARKERS)] for i, f in enumerate(formats)},
         )
 
 
@@ -76,7 +83,7 @@ def _draw(ax, points: pd.DataFrame, colour: str, marker: str, linestyle: object,
     )
 
 
-def _legend(ax, style: PlotStyle, methods: list, sources: list, formats: list) -> None:
+def _legend(ax, style: PlotStyle, methods: list, sources: list, formats: list, format_markers: bool = False) -> None:
     """One legend in three labelled groups instead of one entry per combination."""
     handles, labels, headers = [], [], []
 
@@ -94,7 +101,9 @@ def _legend(ax, style: PlotStyle, methods: list, sources: list, formats: list) -
                                   for m in methods])
     group("Measured on", [(Line2D([], [], color="black", marker=style.markers[s], linestyle="none",
                                   markerfacecolor="black" if s == HOST_SOURCE else "none"), s) for s in sources])
-    group("File format", [(Line2D([], [], color="black", linestyle=style.linestyles[f]), f) for f in formats])
+    group("File format", [(Line2D([], [], color="black", marker=style.format_markers[f], linestyle="none",
+                                  markerfacecolor="none") if format_markers
+                           else Line2D([], [], color="black", linestyle=style.linestyles[f]), f) for f in formats])
     legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=True,
                        handlelength=3)
     for index in headers:
@@ -139,24 +148,37 @@ def plot_accuracy_vs_sparsity(rows: pd.DataFrame, style: PlotStyle, task: str, p
 
 
 def plot_accuracy_vs_device(rows: pd.DataFrame, style: PlotStyle, x: str, title: str, xlabel: str,
-                            path: Path, log_if_wide: bool = False) -> bool:
-    """Device accuracy against a device measurement, one line per (experiment, method, device, file format)."""
+                            path: Path, log_if_wide: bool = False, per_device: bool = True) -> bool:
+    """Device accuracy against a device measurement: one panel per device (`per_device`; else the first device's
+    alone, for a cost every device shares such as file size), one point per (variant, file format), colour =
+    method, marker = format; points, not lines, since the cost does not fall in round order."""
     keys = ["experiment", "method", "device", "format"]
     points_all = seed_means(rows[rows["status"] == "ok"], keys, x, "device_accuracy_pct")
     if points_all.empty:
         return False
-    fig, ax = _new_axes(title, xlabel)
-    methods, sources, formats = [], [], []
-    for (experiment, method, dev, fmt), points in points_all.groupby(keys, sort=False):
-        _draw(ax, points, style.colours[(experiment, method)], style.markers[dev], style.linestyles[fmt],
-              filled=False)
-        methods.append((experiment, method))
-        sources.append(dev)
-        formats.append(fmt)
-    if log_if_wide:
-        log_scale_if_wide(ax, points_all["x"])
-    _legend(ax, style, list(dict.fromkeys(methods)), list(dict.fromkeys(sources)),
-            sorted(set(formats), key=format_rank))
+    devices = list(dict.fromkeys(points_all["device"]))[: None if per_device else 1]
+    fig = new_figure(9, 1.0 + 4.2 * len(devices))
+    axes = fig.subplots(len(devices), 1, sharex=True, squeeze=False)[:, 0]
+    methods, formats = [], []
+    for ax, device in zip(axes, devices):
+        for (experiment, method, _, fmt), points in points_all[points_all["device"].eq(device)].groupby(
+                keys, sort=False):
+            colour = style.colours[(experiment, method)]
+            has_spread = (points["x_std"] > 0).any() or (points["y_std"] > 0).any()
+            ax.errorbar(points["x"], points["y"], xerr=points["x_std"] if has_spread else None,
+                        yerr=points["y_std"] if has_spread else None, color=colour, linestyle="none",
+                        marker=style.format_markers[fmt], markersize=7, markerfacecolor="none",
+                        markeredgewidth=1.4, capsize=3, elinewidth=1, alpha=0.9)
+            methods.append((experiment, method))
+            formats.append(fmt)
+        ax.set_title(f"{title}\n{device}" if ax is axes[0] else device, fontsize=10)
+        ax.set_ylabel("Device accuracy (%)")
+        ax.grid(True, alpha=0.35)
+        if log_if_wide:
+            log_scale_if_wide(ax, points_all["x"])
+    axes[-1].set_xlabel(xlabel)
+    _legend(axes[0], style, list(dict.fromkeys(methods)), [], sorted(set(formats), key=format_rank),
+            format_markers=True)
     save(fig, path)
     return True
 
@@ -165,8 +187,10 @@ def plots_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     style = PlotStyle.for_frame(frame)
     blocks: list[Block] = [
         Heading(2, "Plots"),
-        Paragraph("Colour: experiment / method; marker: workstation or device; line style: file format. "
-                  "Points are means over seeds with sample-std error bars where several seeds exist."),
+        Paragraph("Colour: experiment / method, the same in every plot. Accuracy vs sparsity: lines in round order, "
+                  "filled markers the workstation's (torch) accuracy, open markers each device's. Accuracy vs size "
+                  "and vs latency: one point per file, marker = file format, one panel per device. Points are means "
+                  "over seeds with sample-std error bars where several seeds exist."),
     ]
     batch_sizes = sorted({str(b) for b in frame["settings.batch_size"].dropna().astype(int)})
     batch_text = f"batch {', '.join(batch_sizes)}" if batch_sizes else "per batch"
@@ -174,19 +198,25 @@ def plots_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         name = task or "model"
         plots = [
             ("accuracy-vs-sparsity", lambda p: plot_accuracy_vs_sparsity(rows, style, name, p),
-             f"{name}: accuracy against sparsity"),
+             f"{name}: accuracy against sparsity",
+             "Look for the sparsity where each method's line leaves the dense accuracy (its leftmost point): beyond "
+             "it pruning costs accuracy; an open marker away from its filled one is a device that disagrees."),
             ("accuracy-vs-disk-size", lambda p: plot_accuracy_vs_device(
-                rows, style, "disk_mb", f"{name}: accuracy vs model file size on the device",
-                "Disk size of the model file (MB)", p), f"{name}: accuracy against disk size"),
+                rows, style, "disk_mb", f"{name}: accuracy vs model file size", "Disk size of the model file (MB)",
+                p, per_device=False), f"{name}: accuracy against disk size",
+             "Up and left is better: a file left of the dense fp32 point at the same height is smaller at no cost "
+             f"in accuracy (accuracy as measured on {rows['device'].iloc[0]})."),
             ("accuracy-vs-latency", lambda p: plot_accuracy_vs_device(
                 rows, style, "latency_p50_ms", f"{name}: accuracy vs device latency",
                 f"Device latency p50, {batch_text} (ms)", p, log_if_wide=True),
-             f"{name}: accuracy against device latency"),
+             f"{name}: accuracy against device latency",
+             "Up and left is better, per device: only files clearly left of the dense fp32 point are faster; "
+             "the summary's ratios say which gaps are beyond the device's noise."),
         ]
-        for stem, draw, alt in plots:
+        for stem, draw, alt, caption in plots:
             file = f"{slug(name)}-{stem}.png"
             if draw(out_dir / file):
-                blocks.append(Image(file, alt))
+                blocks.append(Image(file, alt, caption))
             else:
                 blocks.append(Paragraph(f"{alt}: nothing to plot (no successful measurement)."))
     return blocks

@@ -1,5 +1,5 @@
 """Pruning + quantization: each model with int8 files beside its fp32 ONNX file, with static int8 that lost more than
-a point flagged."""
+a point flagged, and int8 files slower or larger than their fp32 file flagged."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.compare import device_noise_note
-from harness.report.format import FLAG, display_frame, fmt_number, unique_name
-from harness.report.frame import manifest_models, sparsity_rate_pct, technique_label
+from harness.report.format import FLAG, display_frame, fmt_number, fmt_ratio, unique_name
+from harness.report.frame import against_plain_file, manifest_models, sparsity_rate_pct, technique_label
 from harness.report.load import is_missing
 from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 from runners.contract import FORMATS, ONNX, ONNX_INT8_STATIC
@@ -49,7 +49,29 @@ def quantization_rows(frame: pd.DataFrame) -> pd.DataFrame:
     # The same int8 file scoring otherwise on the device than on the host: its int8 kernels compute something else
     # there (another ISA's integer path, another onnxruntime), not a calibration problem.
     rows["int8_host_flag"] = rows["format"].isin(list(QUANT_FORMATS)) & rows["accuracy_mismatch"].eq(True)
+    worse = pd.concat([against_plain_file(frame, d, device).assign(device=device)
+                       for device, d in rows.groupby("device", sort=False)])
+    worse = worse.set_index(["device", "series", "format"]) if len(worse) else None
+    for column in ("latency_vs_fp32", "size_vs_fp32"):
+        rows[column] = np.nan
+    rows["slower_than_fp32"] = rows["larger_than_fp32"] = False
+    if worse is not None:
+        keys = list(zip(rows["device"], rows["series"], rows["format"]))
+        found = [worse.loc[k] if k in worse.index else None for k in keys]
+        rows["latency_vs_fp32"] = [f["latency_ratio"].median if f is not None and f["latency_ratio"] is not None
+                                   else np.nan for f in found]
+        rows["size_vs_fp32"] = [f["size_ratio"] if f is not None else np.nan for f in found]
+        rows["slower_than_fp32"] = [bool(f is not None and f["slower"]) for f in found]
+        rows["larger_than_fp32"] = [bool(f is not None and f["larger"]) for f in found]
     return rows
+
+
+def _flagged(value_column: str, spec: str, ratio_column: str, flag_column: str, word: str):
+    """A cell "0.317 ⚠ 1.83× fp32" where the int8 file is slower (or larger) than its fp32 file, else the value."""
+    def cell(row: pd.Series) -> str:
+        text = fmt_number(row[value_column], spec)
+        return f"{text} {FLAG} {fmt_ratio(row[ratio_column])} {word}" if row[flag_column] else text
+    return cell
 
 
 def quantization_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
@@ -62,27 +84,31 @@ def quantization_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         Heading(2, "Pruning + quantization"),
         Paragraph("Each model with an int8 file beside its fp32 ONNX file. Accuracy is measured by the runner on the "
                   f"device; {FLAG} marks static int8 more than {QUANT_FLAG_PP:g} point below its fp32 source on the "
-                  "same device (a sign of a poor calibration set), and an int8 file whose device accuracy differs "
-                  "from the same file's accuracy on the host (notes below the table), which means the device's int8 kernels "
-                  "compute something else."),
+                  "same device (a sign of a poor calibration set), an int8 file whose device accuracy differs "
+                  "from the same file's accuracy on the host (notes below the table), which means the device's int8 "
+                  "kernels compute something else, and an int8 file larger than its fp32 file or slower beyond the "
+                  "device's noise (the A/A band of identical dense files, else 10%), with its ratio to the fp32 "
+                  "file: int8 is not always a gain on a small model or a CPU without fast int8 kernels."),
     ]
     csv_names: set[str] = set()
     for device, device_rows in rows.groupby("device", sort=False):
         device_rows = device_rows.sort_values(["order"], kind="stable")
         # A failed file's latency is not a measurement, whatever the runner wrote.
-        shown = device_rows.assign(latency_p50_s=device_rows["latency_p50_s"].where(device_rows["status"].eq("ok")))
+        shown = device_rows.assign(latency_p50_ms=device_rows["latency_p50_ms"].where(device_rows["status"].eq("ok")))
         display = display_frame(shown, [
             ("Pruning Technique", lambda row: technique_label(row) + seed_suffix(row, several), None),
             ("Quantization", "format", lambda f: QUANT_FORMATS.get(f, "none (fp32)")),
             ("Sparsity Rate (%)", "sparsity_rate_pct", ".2f"),
             ("Accuracy (%)", _accuracy_cell, None),
-            ("Disk Size (MB)", "disk_mb", ".4g"),
-            ("Latency (s)", "latency_p50_s", ".3g"),
+            ("Disk Size (MB)", _flagged("disk_mb", ".4g", "size_vs_fp32", "larger_than_fp32", "of fp32"), None),
+            ("Latency p50 (ms)", _flagged("latency_p50_ms", ".3g", "latency_vs_fp32", "slower_than_fp32", "of fp32"),
+             None),
         ])
         data = device_rows[["device", "task", "name", "experiment", "method", "iteration", "seed", "format",
                             "status", "sparsity_rate_pct", "device_accuracy_pct", "fp32_accuracy_pct",
                             "drop_vs_fp32_pp", "quant_flag", "host_accuracy_pct", "int8_host_flag", "disk_mb",
-                            "latency_p50_s"]]
+                            "latency_p50_ms", "size_vs_fp32", "latency_vs_fp32", "larger_than_fp32",
+                            "slower_than_fp32"]]
         blocks += [Heading(3, device), Paragraph(device_noise_note(frame, device)),
                    Table(display=display, data=data,
                          csv_name=unique_name(f"quantization-{slug(device)}", ".csv", csv_names))]

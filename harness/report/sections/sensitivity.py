@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.format import fmt_number, unique_name
+from harness.report.frame import NEAR_CHANCE_PP, chance_accuracy_pct
 from harness.report.plots import new_figure, save
 from harness.report.render import Block, Heading, Image, Notes, Paragraph, Table, slug
 
@@ -28,6 +29,23 @@ def sensitivity_frame(rows: list) -> pd.DataFrame:
     data["accuracy_pct"] = data["accuracy"] * 100
     data["drop_pp"] = (data["baseline_accuracy"] - data["accuracy"]) * 100
     return data
+
+
+def distinct_groups(data: pd.DataFrame) -> pd.DataFrame:
+    """The rows without groups that repeat an earlier group of the same model exactly (same weight count, same
+    accuracy at every kind and ratio): e.g. a 2-layer Transformer's "earlier layers", which is "layer 0" again, in
+    bundles exported before such halves were left out."""
+    if "group_params" not in data:
+        return data
+    seen, repeats = set(), set()
+    for (task, model, group), rows in data.groupby(["task", "model", "group"], sort=False):
+        signature = (task, model, rows["group_params"].iloc[0],
+                     tuple(sorted(zip(rows["kind"], rows["ratio"], rows["accuracy"].round(12)))))
+        if signature in seen:
+            repeats.add((task, model, group))
+        else:
+            seen.add(signature)
+    return data[[(t, m, g) not in repeats for t, m, g in zip(data["task"], data["model"], data["group"])]]
 
 
 def pivot(data: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -127,6 +145,7 @@ def sensitivity_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     data = sensitivity_frame(manifest.get("sensitivity"))
     if data.empty:
         return []
+    data = distinct_groups(data)
     blocks: list[Block] = [
         Heading(2, "Sensitivity"),
         Paragraph("Host accuracy (torch, on the workstation) after pruning one group at a time by each ratio, the "
@@ -152,13 +171,22 @@ def sensitivity_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         if not drops.isna().all().all():
             png = unique_name(f"sensitivity-{slug(title)}", ".png", names)
             plot_heatmap(drops, f"{title}: accuracy drop (points)", out_dir / png)
-            blocks.append(Image(png, f"{title}: accuracy drop per group and ratio"))
+            blocks.append(Image(png, f"{title}: accuracy drop per group and ratio",
+                                "Darker cells lose more accuracy: the group whose row darkens first (leftmost) is the "
+                                "one to prune least; a pale row tolerates pruning."))
     conclusions = []
     several = len({(r.get("task"), r.get("model")) for r in manifest["sensitivity"] if isinstance(r, dict)}) > 1
     for (task, model), rows in data.groupby(["task", "model"], sort=False):
         prefix = f"{task} / {model}: " if several else ""
         valid = [r for r in manifest["sensitivity"] if isinstance(r, dict) and str(r.get("task", "")) == task
                  and str(r.get("model", "")) == model and "baseline_accuracy" in r and "kind" in r]
+        chance = chance_accuracy_pct(frame, task)
+        baseline = rows["baseline_accuracy"].mean() * 100
+        if chance is not None and baseline - chance <= NEAR_CHANCE_PP:
+            conclusions.append(f"{prefix}no conclusions: the unpruned model's accuracy ({baseline:.1f}%) is within "
+                               f"{NEAR_CHANCE_PP:g} points of always answering the most frequent label ({chance:.1f}%), "
+                               "so pruning it cannot show what its parts contribute.")
+            continue
         conclusions += [prefix + sentence for sentence in sensitivity_conclusions(valid)]
     if conclusions:
         blocks += [Heading(3, "Conclusions"), Paragraph("(derived from the rows above)"), Notes(tuple(conclusions))]

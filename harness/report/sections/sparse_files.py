@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.report.compare import PAIRED, Ratio, band_sentence, device_bands
 from harness.report.format import display_frame, fmt_int, fmt_ratio, unique_name
-from harness.report.frame import VARIANT_COLUMNS, task_column
+from harness.report.frame import VARIANT_COLUMNS, task_column, technique_label
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 from runners.contract import ONNX, ONNX_SPARSE
 
@@ -23,14 +23,14 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     if pairs.empty or pairs["format"].nunique() < 2:
         return []
     # the file's own peak (runner 0.5: measured in a fresh process) where the results have it, else the process's
-    own = "memory_mb.peak_increment"
-    peak = own if own in pairs and pairs[own].notna().all() else "memory_mb.rss_peak"
-    measures = ["disk_mb", "session_ms", "latency_p50_ms"] + ([peak] if peak in pairs else [])
+    own = "peak_increment_mb"
+    peak = own if pairs[own].notna().all() else "peak_memory_mb"
+    measures = ["disk_mb", "session_ms", "latency_p50_ms"] + ([peak] if pairs[peak].notna().any() else [])
     blocks: list[Block] = [
         Heading(3, "What the sparse-initializer file buys on the device"),
         Paragraph("Plain ONNX (`onnx`) against the same weights stored as ONNX sparse initializers (`onnx-sparse`), "
-                  "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MiB, 2^20 bytes) "
-                  "while that file was loaded and run; from runner 0.5 on, the file's own peak (+MiB: what loading "
+                  "mean over seeds. Load = session creation (ms); peak = the runner's peak RSS (MB, 10^6 bytes) "
+                  "while that file was loaded and run; from runner 0.5 on, the file's own peak (+MB: what loading "
                   "and running it added to a fresh process)."),
     ]
     names: set[str] = set()
@@ -51,20 +51,19 @@ def sparse_files_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         data = data.reset_index().drop(columns="series")
         data = data.sort_values(["task", "experiment", "sparsity_pct"], kind="stable", ignore_index=True)
         labels = {"disk_mb": ("Size (MB)", ".4g"), "session_ms": ("Load (ms)", ".3g"),
-                  "latency_p50_ms": ("p50 (ms)", ".3g"), "memory_mb.rss_peak": ("Peak RSS (MiB)", ".4g"),
-                  own: ("Peak +MiB", ".3g")}
+                  "latency_p50_ms": ("p50 (ms)", ".3g"), "peak_memory_mb": ("Peak RSS (MB)", ".4g"),
+                  own: ("Peak +MB", ".3g")}
         columns = [
             task_column(data),
-            ("Experiment", "experiment", None),
-            ("Method", "method", None),
-            ("Iteration", "iteration", fmt_int),
+            # one Variant column ("imp wanda it2"): three narrow columns split their words to fit the page
+            ("Variant", technique_label, None),
             ("Sparsity (%)", "sparsity_pct", ".2f"),
         ]
         for m in measures:
             title, spec = labels[m]
             columns += [(f"{title} dense", f"{m}.{ONNX}", spec), (f"{title} sparse", f"{m}.{ONNX_SPARSE}", spec)]
             if m == "disk_mb":
-                columns.append(("Size sparse/dense", "size_ratio", fmt_ratio))
+                columns.append(("Size sparse / dense", "size_ratio", fmt_ratio))
         display = display_frame(data, columns)
         smaller = data[data["size_ratio"] < 1]
         first_smaller = (f"the sparse file is smaller from {smaller['sparsity_pct'].min():.1f}% sparsity on"

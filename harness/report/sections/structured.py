@@ -21,8 +21,7 @@ from harness.report.render import Block, Heading, Notes, Paragraph, Table, slug
 from runners.contract import ONNX
 
 # What the table shows of each variant, averaged over its seeds.
-MEASURES = ["sparsity_rate_pct", "device_accuracy_pct", "latency_p50_s", "latency_p50_ms", "disk_mb", "params",
-            "macs"]
+MEASURES = ["sparsity_rate_pct", "device_accuracy_pct", "latency_p50_ms", "disk_mb", "params", "macs"]
 # The same for every seed and file of a variant (manifest facts): the first row's.
 FACTS = ["removed", "kept_summary"]
 # Manifest key {"layer": [dense width, kept width]}, flattened by load.flatten into one column per layer.
@@ -35,7 +34,7 @@ def _baseline_device(rows: pd.DataFrame) -> pd.Series | None:
     base = rows[baseline_mask(rows) & rows["format"].eq(ONNX) & rows["status"].eq("ok")]
     if base.empty:
         return None
-    return base[["device_accuracy_pct", "latency_p50_ms", "latency_p50_s", "disk_mb", "params"]].mean()
+    return base[["device_accuracy_pct", "latency_p50_ms", "disk_mb", "params"]].mean()
 
 
 def _format_ranks(values: pd.Series) -> pd.Series:
@@ -156,7 +155,7 @@ def _device_table(rows: pd.DataFrame, chosen: pd.DataFrame, dense_macs: float, b
         ("Format", "format", None) if agg["format"].nunique() > 1 else None,
         ("Sparsity Rate (%)", "sparsity_rate_pct", ".2f"),
         ("Accuracy (%)", "device_accuracy_pct", ".2f"),
-        ("Latency (s)", "latency_p50_s", ".3g"),
+        ("Latency p50 (ms)", "latency_p50_ms", ".3g"),
         ("Disk Size (MB)", "disk_mb", ".4g"),
         ("Speed-up vs dense [95%]", "speedup_text", None),
         ("Size vs dense", "size_ratio", fmt_ratio),
