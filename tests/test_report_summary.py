@@ -12,8 +12,11 @@ import pandas as pd
 import pytest
 
 from harness.report import build_report, load_frame
-from harness.report.frame import Ratio, aa_band, paired_latency_ratio, within_noise
+from harness.report.compare import PAIRED, AABand, Ratio, aa_band
+from harness.report.frame import NO_BAND_MARGIN, clearly_slower
 from harness.report.sections.sensitivity import distinct_groups
+from runners.contract import ROLE_CONTROL, ROLE_FILE, ROLE_REFERENCE
+from runners.stats import ratio_interval
 from test_report import measurement, write_json
 
 DEVICE = "board (threads 1, batch 1)"
@@ -51,7 +54,10 @@ def manifest():
 
 
 def result(data, rounds=True, **device):
+    """A result as runner 0.5 writes it: with `rounds`, every file's windows beside the dense baseline's (its
+    reference), the paired ratio per file, and the baseline timed again as the A/A control (the "copy" windows)."""
     key = {"baseline": "base", "repeated": "copy", "r50": "half", "r75": "quarter"}
+    base_file = data["models"][0]["files"][0]["path"]
     models = []
     for m in data["models"]:
         for f in m["files"]:
@@ -60,11 +66,24 @@ def result(data, rounds=True, **device):
             p50s = ROUNDS[which]
             entry = measurement(m, f, float(np.median(p50s)), m["accuracy"])
             if rounds:
+                reference = f["path"] == base_file
+                entry.update(role=ROLE_REFERENCE if reference else ROLE_FILE, reference=base_file)
                 entry["latency_ms"]["p50_rounds"] = p50s
+                if not reference:
+                    entry["latency_ms"]["reference_p50_rounds"] = ROUNDS["base"]
+                    entry["ratio_to_reference"] = ratio_interval(p50s, ROUNDS["base"])
             models.append(entry)
+    if rounds:
+        first = data["models"][0]
+        control = measurement(first, first["files"][0], float(np.median(ROUNDS["copy"])), first["accuracy"])
+        control.update(role=ROLE_CONTROL, reference=base_file,
+                       ratio_to_reference=ratio_interval(ROUNDS["copy"], ROUNDS["base"]))
+        control["latency_ms"].update(p50_rounds=ROUNDS["copy"], reference_p50_rounds=ROUNDS["base"])
+        models.append(control)
     return {"schema": "edgeprune.result/1", "bundle": data["bundle_id"], "created": "2026-12-02",
-            "device": {"label": "board", **device},
-            "settings": {"threads": 1, "batch_size": 1, "api": "iobinding", "rounds": 3}, "models": models}
+            "device": {"label": "board", **device}, "runner_version": "0.5.0" if rounds else "0.1.0",
+            "settings": {"threads": 1, "batch_size": 1, "api": "iobinding", "rounds": 3 if rounds else 1},
+            "models": models}
 
 
 @pytest.fixture
@@ -86,11 +105,11 @@ def test_first_screen_names_the_recommendation_its_ratios_and_the_warnings(repor
     for text in (md, html):
         first = "\n".join(text.splitlines()[:40])
         assert "Summary" in first and DEVICE in first
-        # within 0.5 point: the 50% variant, 0.6x the dense p50 (median of 0.61, 0.59, 0.60) with its range;
-        # within 1 point: the 75% variant; the A/A band of the identical dense files is 0.98-1.02
-        assert "neurons-l1 50% + fine-tune [dense fp32]" in first and "0.60× (0.59–0.61)" in first
-        assert "neurons-l1 75% + fine-tune [dense fp32]" in first and "0.30× (0.29–0.31)" in first
-        assert "0.98–1.02×" in first
+        # within 0.5 point: the 50% variant, 0.6x the dense p50 (median of 0.61, 0.59, 0.60 beside 0.1 ms) with the
+        # t interval of the three log ratios; within 1 point: the 75% variant; the A/A control (1.02, 0.98, 1.00)
+        assert "neurons-l1 50% + fine-tune [dense fp32]" in first and "0.60× [0.58, 0.63]" in first
+        assert "neurons-l1 75% + fine-tune [dense fp32]" in first and "0.30× [0.28, 0.33]" in first
+        assert "1.00× [0.95, 1.05]" in first
         assert "0.49×" in first and "0.25×" in first           # sizes 20 kB and 10 kB against 40.5 kB
         for warning in ("Quick profile", "One seed", "emulated", "throttled",
                         "mnist-ffn-baseline [onnx-int8-dynamic] 12.00×",
@@ -102,9 +121,9 @@ def test_first_screen_names_the_recommendation_its_ratios_and_the_warnings(repor
 def test_without_rounds_the_ratios_are_points_and_no_band_is_claimed(report):
     md, _, frame, _ = report(rounds=False)
     summary = md[md.index("## Summary"):md.index("## Provenance")]
-    assert "0.60×" in summary and "(0.59" not in summary and "–1.02×" not in summary
-    assert "× within noise" not in summary and ") within noise" not in summary
-    assert aa_band(frame) is None
+    assert "0.60× (no interval)" in summary and "[0.58" not in summary and "[0.95, 1.05]" not in summary
+    assert "within noise" not in summary
+    assert aa_band(frame, DEVICE, "mnist") is None
     # the int8 dynamic file is still 12x slower: beyond the 10% margin used without a band
     assert "[onnx-int8-dynamic] 12.00×" in summary
 
@@ -120,16 +139,13 @@ def test_chance_level_and_extra_fine_tuning_are_warned(report):
            "98.5% against dense 98.0%)" in first
 
 
-def test_paired_ratio_pairs_rounds_and_falls_back_to_points():
-    rows = pd.DataFrame({"seed": [0], "latency_p50_ms": [0.06], "latency_ms.p50_rounds": [[0.061, 0.059, 0.060]]})
-    base = pd.DataFrame({"seed": [0], "latency_p50_ms": [0.1], "latency_ms.p50_rounds": [[0.1, 0.1, 0.1]]})
-    ratio = paired_latency_ratio(rows, base)
-    assert ratio == Ratio(pytest.approx(0.60), pytest.approx(0.59), pytest.approx(0.61), 3)
-    point = paired_latency_ratio(rows.assign(**{"latency_ms.p50_rounds": [None]}), base)
-    assert point == Ratio(pytest.approx(0.6)) and not point.has_interval
-    band = Ratio(1.0, 0.98, 1.02, 3)
-    assert within_noise(Ratio(0.99, 0.97, 1.01, 3), band) and not within_noise(ratio, band)
-    assert within_noise(Ratio(1.05), None) and not within_noise(Ratio(1.2), None)
+def test_a_file_is_clearly_slower_only_beyond_the_aa_band_or_without_one_beyond_the_margin():
+    band = AABand(Ratio(1.0, (0.95, 1.05), 3, PAIRED))
+    assert not clearly_slower(Ratio(1.04, (1.01, 1.07), 3, PAIRED), band)     # its interval reaches into the band
+    assert clearly_slower(Ratio(1.20, (1.10, 1.30), 3, PAIRED), band)
+    assert not clearly_slower(Ratio(1.08, None, 1, PAIRED), None)              # within the 10% margin
+    assert clearly_slower(Ratio(NO_BAND_MARGIN * 1.1, None, 1, PAIRED), None)
+    assert not clearly_slower(None, band)
 
 
 LATENCY_HEADER = re.compile(r"latency|p50|speed", re.IGNORECASE)
