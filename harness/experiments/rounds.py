@@ -24,6 +24,17 @@ def calibration_batch(task: TaskData, ps: PruneSettings):
     return task.train_x[: ps.calibration_samples], task.train_y[: ps.calibration_samples]
 
 
+def round_folder(folder, it: int):
+    """Round `it`'s variant folder inside an iterative experiment's folder."""
+    return folder / f"it{it}"
+
+
+def round_folders(root, ts: TrainSettings, ps: PruneSettings, rounds: int, experiment: str) -> list:
+    """The variant folders of iterations 0..rounds, in order (what the experiment graph exports)."""
+    folder = experiment_folder(root, ts, experiment, ps)
+    return [round_folder(folder, it) for it in range(rounds + 1)]
+
+
 def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task: TaskData, experiment: str,
                    after_prune: AfterPrune | None = None, quiet: bool = False) -> list[Variant]:
     """Iterations 0..rounds: iteration k prunes `ps.amount` of iteration k-1's remaining weights.
@@ -38,7 +49,7 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
     ctx = PruneContext(calibration=inputs, calibration_labels=labels, seed=ts.seed)
     variants, previous = [], base
     for it in range(rounds + 1):
-        it_folder = folder / f"it{it}"
+        it_folder = round_folder(folder, it)
         if is_finished(it_folder):
             previous = load_variant(it_folder)
             variants.append(previous)
