@@ -18,6 +18,9 @@ from harness.io import atomic_path
 from harness.metrics import without_reparametrization
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
+# Node metadata the dynamo exporter fills with source file paths and line numbers: it made a file's sha256 depend
+# on where the checkout lies and on how a Dask worker got the user's module (from the file or by value).
+PATH_METADATA = ("pkg.torch.onnx.stack_trace",)
 
 
 def export_onnx(model: nn.Module, example: np.ndarray, path: Path) -> None:
@@ -30,6 +33,10 @@ def export_onnx(model: nn.Module, example: np.ndarray, path: Path) -> None:
         warnings.simplefilter("ignore")
         program = torch.onnx.export(plain, (x,), dynamo=True, input_names=[INPUT_NAME],
                                     output_names=[OUTPUT_NAME], dynamic_shapes=({0: batch},), verbose=False)
+        for graph in (program.model.graph, *program.model.functions.values()):
+            for node in graph.all_nodes():
+                for key in PATH_METADATA:
+                    node.metadata_props.pop(key, None)
         program.save(str(tmp), external_data=False)
     onnx.checker.check_model(str(path), full_check=True)
 
