@@ -123,10 +123,11 @@ def bundle_id(entries: list[dict]) -> str:
 
 
 def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profile: str,
-                 sensitivity: list[dict] | None = None) -> Path:
+                 sensitivity: list[dict] | None = None, export_run: dict | None = None) -> Path:
     """Write the whole bundle into a temporary folder beside out_dir, then swap it in (never half-written).
 
-    `sensitivity` (rows of harness.experiments.sensitivity) becomes the manifest's top-level "sensitivity".
+    `sensitivity` (rows of harness.experiments.sensitivity) becomes the manifest's top-level "sensitivity",
+    `export_run` (harness.graph's timing: executor, work, wall and critical-path seconds) its "export".
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +154,8 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
         }
         if sensitivity:
             manifest["sensitivity"] = sensitivity
+        if export_run:
+            manifest["export"] = export_run
         write_json(staging / "manifest.json", manifest)
         old = out_dir.with_name(f".{out_dir.name}.old")
         if old.exists():

@@ -10,6 +10,9 @@ import click
 
 from harness.errors import EdgepruneError
 
+# harness.device.DEVICE_CHOICES, written out so that `harness report` does not import torch (a test keeps them equal)
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
 
 @click.group()
 def cli() -> None:
@@ -19,7 +22,8 @@ def cli() -> None:
 @cli.command("export")
 @click.option("--profile", default="full", show_default=True, envvar="PROFILE",
               help="full: the lab's settings; quick: a small subset and one epoch (about two minutes).")
-@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), help="Repeat every experiment.")
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), envvar="SEEDS",
+              help="Repeat every experiment.")
 @click.option("--tasks", default=None, help="Comma-separated tasks (default: every configured task).")
 @click.option("--experiments", default=None, help="Comma-separated subset of the configured experiments.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
@@ -31,14 +35,23 @@ def cli() -> None:
               help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
 @click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default 0.33).")
 @click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
+@click.option("--workers", type=click.IntRange(1), default=None, envvar="WORKERS",
+              help="Run the experiment graph on a local Dask cluster of this many worker processes (loopback only).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run the experiment graph on this running Dask cluster; its workers must see --runs-dir.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Torch threads per task (default: each worker's share of the cores; alone: torch's default).")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True, envvar="DEVICE",
+              help="Training, fine-tuning, calibration, sensitivity evaluation: auto picks cuda, then mps, then cpu.")
 def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quiet, user_model, amount,
-               rounds) -> None:
+               rounds, workers, scheduler, threads, device) -> None:
     """Train, prune and export every configured variant into a device bundle."""
-    from exporters.bundle import build_bundle, export_variant
-    from exporters.quantize import int8_selection
+    from exporters.bundle import build_bundle
     from harness.data import resolve_data_dir
+    from harness.device import resolve_device
     from harness.experiments.store import runs_root
-    from harness.pipeline import DEFAULT_TASKS, ExportSettings, plans_named, run_experiments
+    from harness.graph import SequentialExecutor, TaskEnv, run_graph
+    from harness.pipeline import DEFAULT_TASKS, ExportSettings, plans_named
 
     def split(value):
         return tuple(v.strip() for v in value.split(",") if v.strip()) if value else None
@@ -48,6 +61,10 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
     if runs_dir.exists() and not runs_dir.is_dir():
         raise EdgepruneError(f"the runs folder {runs_dir} (--runs-dir or EDGEPRUNE_RUNS) is a file; name a folder.")
     data_dir = resolve_data_dir(data_dir)
+    if workers and scheduler:
+        raise EdgepruneError("--workers starts a local cluster and --scheduler names a running one; give one.")
+    if not (workers or scheduler):
+        resolve_device(device)          # a named device this machine lacks stops the export before any work
     if user_model:
         from harness.plugins import user_plan
         plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, 0.33 if amount is None else amount,
@@ -58,19 +75,24 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
         plans = plans_named(split(tasks) or DEFAULT_TASKS)
     settings = ExportSettings(profile=profile, seeds=seeds, plans=plans,
                               experiments=split(experiments), data_dir=data_dir,
-                              runs_dir=runs_dir, quiet=quiet)
+                              runs_dir=runs_dir.absolute() if workers or scheduler else runs_dir, quiet=quiet)
+    env = TaskEnv(device=device, threads=threads, quiet=quiet)
+    if workers or scheduler:
+        from harness.distributed import DaskExecutor
+        executor = DaskExecutor(env, settings.runs_dir, workers=workers, scheduler=scheduler)
+    else:
+        executor = SequentialExecutor(env)
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
-        run = run_experiments(settings)
-        int8 = int8_selection([v for v, _ in run.variants])
-        exports = [(export_variant(v, task, int8=v.name in int8), task) for v, task in run.variants]
+        run = run_graph(settings, executor)
     except OSError as exc:
         raise EdgepruneError(f"could not write a file the export needs ({_reason(exc)}); finished runs are kept "
                              f"and resume on the next export.") from exc
     try:
-        build_bundle(exports, out, profile, sensitivity=run.sensitivity)
+        build_bundle(run.exports, out, profile, sensitivity=run.sensitivity, export_run=run.timing)
     except OSError as exc:
         raise EdgepruneError(f"could not write the bundle to {out} ({_reason(exc)}); finished runs are kept, "
                              f"so export again with another --out.") from exc
+    click.echo(run.summary(), err=True)
 
 
 def _reason(exc: OSError) -> str:
