@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= full
 SEEDS ?= 1
+# WORKERS=N runs the export's experiment graph on a local Dask cluster of N processes; empty: in this process.
+WORKERS ?=
+# DEVICE: where training runs (auto: cuda, then mps, then cpu).
+DEVICE ?= auto
 BUNDLE := build/bundle
 RESULTS := build/results
 # Pinned: on the workstations this was built on, pip's wheel folder serves this version as the CPU build, while an
@@ -31,7 +35,8 @@ $(BIN)/harness: pyproject.toml
 setup: $(BIN)/harness
 
 export: setup
-	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --out $(BUNDLE)
+	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --device $(DEVICE) $(if $(WORKERS),--workers $(WORKERS)) \
+		--out $(BUNDLE)
 
 # The runner on this machine, twice: the onnxruntime default thread count and a single thread. Three interleaved
 # timing windows per file (1.2 s of timed calls in all, against one 1 s window by default) spread the shared
