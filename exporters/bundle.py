@@ -21,7 +21,8 @@ from harness.io import sha256_file, write_json
 from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff, same_predictions
 from exporters.quantize import export_int8
 from exporters.sparse_onnx import write_sparse_onnx
-from runners.contract import FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, experiment_kind, run_file_name
+from runners.contract import (EXPORT_RUN, FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, experiment_kind,
+                               run_file_name)
 from runners.device import device_facts
 from runners.package import write_runner
 
@@ -155,7 +156,7 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
         if sensitivity:
             manifest["sensitivity"] = sensitivity
         if export_run:
-            manifest["export"] = export_run
+            manifest[EXPORT_RUN] = export_run
         write_json(staging / "manifest.json", manifest)
         old = out_dir.with_name(f".{out_dir.name}.old")
         if old.exists():

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import socket
 import sys
 import uuid
@@ -27,6 +28,13 @@ from harness.graph import Graph, Outcome, Progress, TaskEnv, run_node
 
 HEARTBEAT_SECONDS = 5.0
 EVENT_TOPIC = "edgeprune-task"
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook, run in every local worker process as it starts (restarts included): a terminal's
+    Ctrl-C reaches the whole process group, and the client, not each worker, answers it by cancelling the graph
+    and closing the cluster."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def local_threads(workers: int, cores: int | None = None) -> int:
@@ -108,7 +116,8 @@ class DaskExecutor:
 
         if self.workers:
             cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+                                   dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
+                                   preload=["harness.distributed"])
             return Client(cluster), cluster
         try:
             return Client(self.scheduler, timeout="20s"), None

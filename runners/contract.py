@@ -13,6 +13,9 @@ from typing import Any, Mapping
 
 MANIFEST_SCHEMA = "edgeprune.manifest/1"
 RESULT_SCHEMA = "edgeprune.result/1"
+# Manifest key of the experiment graph's record (executor, workers, work/wall/critical-path seconds): written by
+# harness.graph through exporters.bundle, quoted by the report's Provenance section (docs/formats.md).
+EXPORT_RUN = "export"
 # Rows per call of the accuracy pass. Dynamic int8 quantizes activations per call, so its predictions depend on how
 # the eval set is batched: the host's check of an int8 file (exporters.quantize) uses the runner's batches.
 EVAL_BATCH_SIZE = 256

@@ -311,3 +311,14 @@ def test_accuracy_points_are_one_per_series_in_plan_order():
     points = seed_means(rows, ["experiment", "method"], "sparsity_pct", "host_accuracy_pct")
     assert points["series"].tolist() == ["r50", "r25"]
     assert points["y"].round(6).tolist() == [96.1, 97.1]
+
+
+def test_provenance_quotes_how_the_export_graph_ran_and_skips_bundles_without_it():
+    from harness.report.sections.provenance import export_run_sentence
+
+    run = {"executor": "dask-local", "workers": 2, "tasks": 156, "tasks_run": 150, "work_seconds": 600.4,
+           "wall_seconds": 330.2, "critical_path_seconds": 140.0}
+    sentence = export_run_sentence(run)
+    assert "150 of 156 tasks on 2 Dask worker(s)" in sentence and "critical path 140 s" in sentence
+    assert "in one process" in export_run_sentence({**run, "executor": "sequential"})
+    assert export_run_sentence(None) == "" and export_run_sentence({"work_seconds": "?"}) == ""

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
-from runners.contract import (ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key, validate_manifest,
-                              validate_result)
+from runners.contract import (EXPORT_RUN, ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key,
+                              validate_manifest, validate_result)
 
 
 # A device accuracy further than this from the host's (in percentage points) is flagged in the report.
@@ -247,7 +247,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     """One row per (device result, model file), with manifest fields, device facts and measurements.
 
     frame.attrs holds what is not per row: "host" (the workstation's device facts), "bundle_dir", "bundle_id",
-    "manifest" (created, profile, edgeprune_version, sensitivity) and "results"
+    "manifest" (created, profile, edgeprune_version, sensitivity, export) and "results"
     ([{"path", "device"}] in the order given).
     """
     if not result_paths:
@@ -277,7 +277,8 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
         "host": dict(manifest.get("host") or {}),
         "bundle_dir": str(bundle_dir),
         "bundle_id": manifest["bundle_id"],
-        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity")},
+        "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity",
+                                                        EXPORT_RUN)},
         "results": [{"path": str(path), "device": label} for path, label in zip(paths, labels)],
     }
     return frame
