@@ -128,7 +128,11 @@ class DaskExecutor:
     def _check_workers(self, client) -> None:
         """Every worker must see the runs folder and have the device; fixes the threads per task."""
         if not client.scheduler_info()["workers"]:
-            client.wait_for_workers(1, timeout=60)
+            try:
+                client.wait_for_workers(1, timeout=60)
+            except TimeoutError as exc:
+                raise EdgepruneError(f"the Dask scheduler at {self.scheduler} has no workers after 60 s; start "
+                                     f"some with `dask worker {self.scheduler} --nthreads 1`.") from exc
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         probe, token = self.runs_dir.resolve() / f".probe-{uuid.uuid4().hex}", uuid.uuid4().hex
         probe.write_text(token)
