@@ -21,7 +21,7 @@ export PROFILE
 EDGEPRUNE_DATA ?= $(abspath $(wildcard ../shared/datasets))
 export EDGEPRUNE_DATA
 
-.PHONY: all setup export bench report test clean distclean
+.PHONY: all setup export bench report test wheels bench-openvino emulated-arm64 test-emulated clean distclean
 
 all: export bench report
 
@@ -47,6 +47,40 @@ bench: setup
 	@mkdir -p $(RESULTS)
 	$(BIN)/runner bench $(BUNDLE) $(BENCH_TIMING) --out $(RESULTS)/workstation.json
 	$(BIN)/runner bench $(BUNDLE) $(BENCH_TIMING) --threads 1 --out $(RESULTS)/workstation-1thread.json
+
+# The runner's wheels for devices without network, added to the bundle (wheels/, wheels/index.json with sha256);
+# downloads are cached in build/wheel-cache, so a second bundle needs no network. On the device:
+# python3 runner install (or sh install.sh) then python3 runner bench . --out result.json.
+WHEEL_PLATFORMS ?= linux_x86_64 linux_aarch64
+WHEEL_PYTHONS ?= 3.9 3.10 3.11 3.12 3.13
+wheels: setup
+	@test -f $(BUNDLE)/manifest.json || { echo "no bundle in $(BUNDLE): run 'make export' first"; exit 2; }
+	$(BIN)/python -m exporters.wheels $(BUNDLE) --platform "$(WHEEL_PLATFORMS)" --python "$(WHEEL_PYTHONS)"
+
+# A second execution provider on this machine: OpenVINO through the onnxruntime-openvino wheel, in its own venv
+# (it provides the same `onnxruntime` module as the onnxruntime wheel, so the two never share one). Pinned: the
+# version whose OpenVINOExecutionProvider was measured here (docs/devices.md); the CPU provider is benched beside
+# it in the same run, so the report compares the two on equal terms.
+OPENVINO_VENV := build/venv-openvino
+OPENVINO_PIN := onnxruntime-openvino==1.24.1
+$(OPENVINO_VENV)/bin/python: runners/requirements.txt
+	$(PYTHON) -m venv $(OPENVINO_VENV)
+	$(OPENVINO_VENV)/bin/python -m pip install -q $(OPENVINO_PIN) numpy psutil click
+	@touch $@
+bench-openvino: $(OPENVINO_VENV)/bin/python
+	@test -f $(BUNDLE)/manifest.json || { echo "no bundle in $(BUNDLE): run 'make export' first"; exit 2; }
+	@mkdir -p $(RESULTS)
+	$(OPENVINO_VENV)/bin/python $(BUNDLE)/runner bench $(BUNDLE) $(BENCH_TIMING) --provider openvino,cpu \
+	  --provider-option openvino:device_type=CPU --out $(RESULTS)/workstation-openvino.json
+
+# The bundle on an emulated arm64 Debian (qemu-aarch64, root needed): offline install from the carried aarch64
+# wheels, runner bench without network, result in build/results/ beside the x86-64 ones. Timings are functional
+# only; accuracies must equal the host's. test-emulated runs the same flow on a small synthetic bundle.
+emulated-arm64: setup
+	@mkdir -p $(RESULTS)
+	bash devices/emulated-arm64.sh $(BUNDLE) $(RESULTS)/arm64-emulated.json
+test-emulated: setup
+	$(BIN)/python -m pytest -q -m emulated tests/test_emulated.py
 
 report: setup
 	@ls $(RESULTS)/*.json >/dev/null 2>&1 || { echo "no results in $(RESULTS): run 'make bench' first"; exit 2; }

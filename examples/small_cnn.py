@@ -1,13 +1,14 @@
 """A user module for `harness export --model examples/small_cnn.py:build`: a small CNN on 1x20x20 MNIST images.
 
 Nothing in edgeprune is edited for it: `build()` returns the model and the data, edgeprune trains, prunes
-(repeated global magnitude pruning of the Conv and Linear weights), exports ONNX and bundles it.
+(repeated and IMP unstructured pruning of the Conv and Linear weights, structured removal of channels through the
+dependency graph, which prunes the stem and the residual block's second conv together), exports ONNX and bundles
+it.
 `build_synthetic()` returns the same model on generated images (no data files), for tests and demos.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -44,32 +45,16 @@ class SmallCNN(nn.Module):
 
 def build(data_dir=None) -> dict:
     """MNIST through edgeprune's loader (EDGEPRUNE_DATA / --data-dir, else the user cache), as 1x20x20 images."""
-    from harness.data import load_task, resolve_data_dir
+    from harness.plugins import mnist_images
 
-    mnist = load_task("mnist", data_dir or resolve_data_dir(None))
     torch.manual_seed(0)
-    return {
-        "name": "mnist-cnn",
-        "model": SmallCNN(num_classes=10),
-        "train": (mnist.train_x.reshape(-1, 1, 20, 20), mnist.train_y),
-        "eval": (mnist.eval_x.reshape(-1, 1, 20, 20), mnist.eval_y),
-        "num_classes": 10,
-        "description": "MNIST test split, 20x20 centre crop as 1x20x20 images, pixels in [0, 1]",
-    }
+    return {"name": "mnist-cnn", "model": SmallCNN(num_classes=10), **mnist_images(data_dir)}
 
 
 def build_synthetic(n_train: int = 512, n_eval: int = 128) -> dict:
     """Four textures plus noise (flat, horizontal stripes, vertical stripes, checkerboard): no files needed."""
-    rng = np.random.default_rng(0)
-    rows, cols = np.indices((20, 20))
-    templates = np.stack([np.full((20, 20), 0.5), rows % 2, cols % 2, (rows + cols) % 2]).astype(np.float32)
-
-    def sample(n: int):
-        y = rng.integers(0, len(templates), n)
-        x = templates[y][:, None] + 0.3 * rng.standard_normal((n, 1, 20, 20))
-        return x.astype(np.float32), y.astype(np.int64)
+    from harness.plugins import synthetic_images
 
     torch.manual_seed(0)
-    return {"name": "synthetic-cnn", "model": SmallCNN(num_classes=len(templates), channels=8),
-            "train": sample(n_train), "eval": sample(n_eval), "num_classes": len(templates),
-            "description": "synthetic 1x20x20 textures (flat, stripes, checkerboard) plus gaussian noise"}
+    return {"name": "synthetic-cnn", "model": SmallCNN(num_classes=4, channels=8),
+            **synthetic_images(n_train, n_eval)}

@@ -18,11 +18,13 @@ from harness.errors import EdgepruneError
 from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, max_abs_diff, same_predictions
+from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, export_onnx, max_abs_diff,
+                                   same_predictions)
 from exporters.quantize import export_int8
 from exporters.sparse_onnx import write_sparse_onnx
-from runners.contract import (EXPORT_RUN, FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, experiment_kind,
-                               run_file_name)
+from runners.bundle import carried_wheel_paths
+from runners.contract import (EXPORT_RUN, FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, WHEELS_INDEX,
+                              experiment_kind, run_file_name)
 from runners.device import device_facts
 from runners.package import write_runner
 
@@ -62,7 +64,7 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
     if not (onnx_path.exists() and checks and twin_ok):
         sparse_path.unlink(missing_ok=True)
         model = variant.build(task)
-        export_onnx(model, task.eval_x[:1], onnx_path)
+        export_onnx(model, trace_example(task), onnx_path, name=variant.name)
         checks = {"onnx_max_abs_diff": max_abs_diff(onnx_path, model, task.eval_x[:CHECK_ROWS])}
         if sparse_wanted:
             checks["onnx_sparse_tensors"] = write_sparse_onnx(onnx_path, sparse_path)
@@ -84,6 +86,13 @@ def export_variant(variant: Variant, task: TaskData, int8: bool | None = None) -
         files += [ModelFile(path, fmt) for path, fmt in int8_files]
         checks = {**checks, **int8_checks}
     return Exported(variant, files, checks)
+
+
+def trace_example(task: TaskData) -> np.ndarray:
+    """The batch the ONNX export traces: the user's `example` where the plugin gave one (a model may need
+    particular inputs, such as token ids of a realistic length), else the first eval rows."""
+    example = task.extra.get("example")
+    return task.eval_x[:TRACE_ROWS] if example is None else example
 
 
 def _file_entry(src: Path, rel: str, fmt: str | None, bundle: Path) -> dict:
@@ -118,6 +127,18 @@ def model_entry(exp: Exported, task: TaskData, files: list[dict]) -> dict:
     }
 
 
+def carry_wheels(old_bundle: Path, new_bundle: Path) -> None:
+    """Keep the old bundle's carried wheels (make wheels) when they were downloaded for the new bundle's
+    requirements.txt, so exporting again needs no second download; others are dropped."""
+    paths = carried_wheel_paths(old_bundle)
+    index = old_bundle / WHEELS_INDEX
+    if not paths or read_json(index).get("requirements_sha256") != sha256_file(new_bundle / "requirements.txt"):
+        return
+    for rel in sorted(paths):
+        (new_bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(old_bundle / rel, new_bundle / rel)
+
+
 def bundle_id(entries: list[dict]) -> str:
     lines = sorted(f"{e['path']} {e['sha256']}" for e in entries)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
@@ -147,6 +168,7 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
             all_files.extend(files)
             models.append(model_entry(exp, task, files))
         write_runner(staging)
+        carry_wheels(out_dir, staging)
         manifest = {
             "schema": MANIFEST_SCHEMA, "bundle_id": bundle_id(all_files),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

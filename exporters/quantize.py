@@ -12,6 +12,7 @@ import contextlib
 import io
 import logging
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,28 @@ from runners.contract import (EVAL_BATCH_SIZE, INT8_FORMATS, ONNX_INT8_DYNAMIC, 
                                format_key, run_file_name)
 
 CALIBRATION_ROWS = 512
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """The quantizer's choices that decide what an int8 file computes (docs/methods.md, "int8 on every device").
+
+    reduce_range: weights in [-64, 64] (the U8S8 path's products then fit the 16-bit sums of AVX2's vpmaddubsw without
+    saturating, so a CPU without VNNI computes what a VNNI or ARM CPU computes)."""
+
+    reduce_range: bool = False
+    per_channel_static: bool = True
+    per_channel_dynamic: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+# Compared by benchmarks/int8_isa_agreement.py; INT8 is the one the bundle's files are made with. Chosen from that
+# comparison (docs/methods.md): with 7-bit weights an AVX2 CPU without VNNI and emulated ARM cores computed logits
+# bit-identical to this VNNI host, for a change of host accuracy within +-0.1 point; with 8-bit weights they did not.
+CANDIDATES = {"full-range": Int8Settings(reduce_range=False), "reduce-range": Int8Settings(reduce_range=True)}
+INT8 = CANDIDATES["reduce-range"]
 
 
 class ArrayReader(CalibrationDataReader):
@@ -58,21 +81,23 @@ def _preprocessed(src: Path, tmp: Path) -> Path:
     return out
 
 
-def quantize_dynamic_int8(src: Path, dst: Path) -> None:
+def quantize_dynamic_int8(src: Path, dst: Path, settings: Int8Settings = INT8) -> None:
     with tempfile.TemporaryDirectory() as tmp, atomic_path(Path(dst)) as out, _quiet():
         quantize_dynamic(str(_preprocessed(Path(src), Path(tmp))), str(out), weight_type=QuantType.QInt8,
-                         per_channel=False)
+                         per_channel=settings.per_channel_dynamic, reduce_range=settings.reduce_range)
     onnx.checker.check_model(str(dst), full_check=True)
 
 
-def quantize_static_int8(src: Path, dst: Path, calibration: np.ndarray, per_channel: bool = True) -> None:
+def quantize_static_int8(src: Path, dst: Path, calibration: np.ndarray, settings: Int8Settings = INT8) -> None:
     """QDQ static int8: activations uint8 (asymmetric), weights int8 symmetric per output channel (the
-    U8S8 combination onnxruntime recommends for x86 CPUs); per-channel keeps small rows of pruned layers exact."""
+    U8S8 combination onnxruntime recommends for x86 CPUs), 7-bit with reduce_range; per-channel keeps small rows of
+    pruned layers exact."""
     input_name = onnx.load(str(src), load_external_data=False).graph.input[0].name
     with tempfile.TemporaryDirectory() as tmp, atomic_path(Path(dst)) as out, _quiet():
         quantize_static(str(_preprocessed(Path(src), Path(tmp))), str(out),
                         ArrayReader(input_name, calibration[:CALIBRATION_ROWS]), quant_format=QuantFormat.QDQ,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=settings.per_channel_static, reduce_range=settings.reduce_range,
                         calibrate_method=CalibrationMethod.MinMax)
     onnx.checker.check_model(str(dst), full_check=True)
 
@@ -113,15 +138,15 @@ def export_int8(onnx_path: Path, calibration: np.ndarray, eval_x: np.ndarray,
     files = [(folder / run_file_name(fmt), fmt) for fmt in (ONNX_INT8_DYNAMIC, ONNX_INT8_STATIC)]
     check_path = folder / "int8-check.json"
     wanted = [f"{format_key(fmt)}_{what}" for _, fmt in files for what in ("agreement", "accuracy")]
-    if all(p.exists() for p, _ in files) and check_path.exists():
-        cached = read_json(check_path)   # checks from other batching are recomputed, the files kept
-        if set(wanted) <= set(cached) and cached.get("onnx_int8_eval_batch") == EVAL_BATCH_SIZE:
-            return files, cached
-    else:
-        quantize_dynamic_int8(onnx_path, files[0][0])
-        quantize_static_int8(onnx_path, files[1][0], calibration)
+    cached = read_json(check_path) if check_path.exists() else {}
+    # Files made with other quantization settings are made again; checks from other batching are recomputed.
+    if not (all(p.exists() for p, _ in files) and cached.get("onnx_int8_settings") == INT8.to_json()):
+        quantize_dynamic_int8(onnx_path, files[0][0], INT8)
+        quantize_static_int8(onnx_path, files[1][0], calibration, INT8)
+    elif set(wanted) <= set(cached) and cached.get("onnx_int8_eval_batch") == EVAL_BATCH_SIZE:
+        return files, cached
     reference = _predictions(onnx_path, eval_x)
-    checks = {"onnx_int8_eval_batch": EVAL_BATCH_SIZE}
+    checks = {"onnx_int8_eval_batch": EVAL_BATCH_SIZE, "onnx_int8_settings": INT8.to_json()}
     for path, fmt in files:
         predicted = _predictions(path, eval_x)
         checks[f"{format_key(fmt)}_agreement"] = float((predicted == reference).mean())

@@ -33,7 +33,7 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress output.")
 @click.option("--model", "user_model", default=None, metavar="MODULE:FUNCTION",
               help="Your own model and data: pkg.module:build or path/file.py:build (see README).")
-@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default 0.33).")
+@click.option("--amount", type=float, default=None, help="With --model: fraction pruned per round (default: the plugin's, else 0.33).")
 @click.option("--rounds", type=click.IntRange(0), default=None, help="With --model: pruning rounds.")
 @click.option("--workers", type=click.IntRange(1), default=None, envvar="WORKERS",
               help="Run the experiment graph on a local Dask cluster of this many worker processes (loopback only).")
@@ -67,7 +67,7 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, quie
         resolve_device(device)          # a named device this machine lacks stops the export before any work
     if user_model:
         from harness.plugins import user_plan
-        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, 0.33 if amount is None else amount,
+        plans = plans_named(split(tasks) or (), extra=(user_plan(user_model, amount,
                                                                  rounds, data_dir),))
     elif amount is not None or rounds is not None:
         raise EdgepruneError("--amount and --rounds apply only to a user model given with --model.")
@@ -101,6 +101,7 @@ def _reason(exc: OSError) -> str:
 
 def _files_not_in_bundle(out: Path) -> list[str]:
     """Files under an existing bundle folder that its manifest does not list (e.g. a result saved inside it)."""
+    from runners.bundle import carried_wheel_paths
     from runners.package import RUNNER_FILES
 
     from runners.contract import ContractError, listed_paths, validate_manifest
@@ -112,7 +113,7 @@ def _files_not_in_bundle(out: Path) -> list[str]:
         problem = str(exc) if isinstance(exc, ContractError) else f"cannot be read ({exc})"
         raise EdgepruneError(f"--out {out} has a manifest.json that {problem}, so exporting could delete files it "
                              f"does not know; choose another --out or empty it.") from exc
-    listed |= {"manifest.json", *RUNNER_FILES}
+    listed |= {"manifest.json", *RUNNER_FILES, *carried_wheel_paths(out)}
     present = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir())
     return [p for p in present if p not in listed]
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 from harness.data import TaskData
 from harness.device import compute_facts, resolve_device, torch_threads, using_device
+from harness.errors import EdgepruneError
 from harness.experiments.claim import claim, remove_stale_temporaries
 from harness.experiments.store import read_json
 from harness.io import write_json
@@ -197,18 +198,27 @@ def _int8_wanted(variants: list, index: int) -> bool:
     return variants[index].name in int8_selection(variants)
 
 
+def _export_named(variant, task: TaskData, int8: bool):
+    """export_variant, with a graph that cannot run the eval batch named by its variant in the one sentence."""
+    from exporters.bundle import export_variant
+    from exporters.onnx_export import ExportCheckError
+
+    try:
+        return export_variant(variant, task, int8=int8)
+    except ExportCheckError as exc:
+        raise EdgepruneError(f"variant {variant.name}: {exc}") from exc
+
+
 def run_export(node: Node, variants: list, task: TaskData, env: TaskEnv) -> Outcome:
     """ONNX (and int8) files of one variant, beside its weights; export and int8 calibration run on the CPU."""
-    from exporters.bundle import export_variant
-
     variant, int8 = variants[node.index], _int8_wanted(variants, node.index)
     with _task_scope(env, node.key) as facts, claim(variant.folder, node.label, quiet=env.quiet):
         if export_recorded(node.record, int8):
-            return Outcome(node.key, export_variant(variant, task, int8=int8), ran=False, seconds=0.0, facts=facts)
+            return Outcome(node.key, _export_named(variant, task, int8), ran=False, seconds=0.0, facts=facts)
         remove_stale_temporaries([variant.folder])
         start = time.perf_counter()
         with using_device(resolve_device("cpu")):
-            exported = export_variant(variant, task, int8=int8)
+            exported = _export_named(variant, task, int8)
         seconds = time.perf_counter() - start
         _record(node.record, node.key, node.label, seconds, {**facts, "device": "cpu"}, int8=int8)
     return Outcome(node.key, exported, ran=True, seconds=seconds, facts=facts)
@@ -224,8 +234,6 @@ def run_node(node: Node, deps: list[Outcome], task: TaskData, env: TaskEnv) -> O
 
 def finished_before(graph: Graph, tasks: dict[str, TaskData]) -> dict[str, Outcome]:
     """Outcomes of the tasks whose folders are finished, read back on the client: these are never submitted."""
-    from exporters.bundle import export_variant
-
     done: dict[str, Outcome] = {}
     for key, node in graph.nodes.items():
         task = tasks[node.task]
@@ -235,8 +243,7 @@ def finished_before(graph: Graph, tasks: dict[str, TaskData]) -> dict[str, Outco
             variants = done[node.deps[0]].result
             int8 = _int8_wanted(variants, node.index)
             if export_recorded(node.record, int8):
-                done[key] = Outcome(key, export_variant(variants[node.index], task, int8=int8), ran=False,
-                                    seconds=0.0)
+                done[key] = Outcome(key, _export_named(variants[node.index], task, int8), ran=False, seconds=0.0)
     return done
 
 
@@ -358,4 +365,8 @@ def run_graph(settings: ExportSettings, executor) -> GraphRun:
     outcomes = executor.run(graph, tasks, done, progress) if to_run else done
     wall = time.perf_counter() - start
     exports, sensitivity = collect(graph, tasks, outcomes)
+    if not exports:
+        raise EdgepruneError(f"the experiments {', '.join(settings.experiments or ('planned',))} produced no model "
+                             f"to export (only analyses), so no bundle was written; add baseline or a pruning "
+                             f"experiment.")
     return GraphRun(exports, sensitivity, timing(graph, outcomes, wall, loading, executor))

@@ -13,11 +13,23 @@ from torch import nn
 from torch.nn.utils import prune
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)
+# Weights a user may add to the prunable set (harness.pruning.targets.opt_in marks a model): the recurrent weight
+# matrices of GRU/LSTM/RNN layers, and embedding tables.
+OPT_IN_TYPES = {"recurrent": (nn.RNNBase,), "embedding": (nn.Embedding, nn.EmbeddingBag)}
+OPT_IN_ATTRIBUTE = "edgeprune_prunable"     # a model attribute: the OPT_IN_TYPES keys the user opted into
+
+
+def _weights(module: nn.Module) -> list[str]:
+    if isinstance(module, nn.RNNBase):      # weight_ih_l0, weight_hh_l0, ... (biases excluded, as everywhere)
+        return [name for name in module._flat_weights_names if name.startswith("weight_")]   # also once masked
+    return ["weight"]
 
 
 def prunable_parameters(model: nn.Module) -> list[tuple[nn.Module, str]]:
-    """Weights of Linear and Conv layers: the lab's pruning targets (biases excluded)."""
-    return [(m, "weight") for m in model.modules() if isinstance(m, PRUNABLE_TYPES)]
+    """Weights of Linear and Conv layers: the lab's pruning targets (biases excluded); plus the recurrent or
+    embedding weights the model is marked to include (`edgeprune_prunable`)."""
+    types = PRUNABLE_TYPES + tuple(t for kind in getattr(model, OPT_IN_ATTRIBUTE, ()) for t in OPT_IN_TYPES[kind])
+    return [(m, name) for m in model.modules() if isinstance(m, types) for name in _weights(m)]
 
 
 def prunable_names(model: nn.Module) -> list[str]:
@@ -67,6 +79,16 @@ def calculate_sparsity_overall(model: nn.Module) -> float:
         zeros += int((t == 0).sum())
         total += t.numel()
     return zeros / total if total else 0.0
+
+
+def count_macs(model: nn.Module, example: np.ndarray) -> int:
+    """Multiply-accumulates of one input row (Torch-Pruning's counter over the layers a forward pass calls);
+    unstructured zeros still count: the dense kernels multiply them."""
+    import torch_pruning as tp
+
+    x = torch.from_numpy(np.ascontiguousarray(example[:1]))
+    macs, _ = tp.utils.count_ops_and_params(without_reparametrization(model).eval(), x)
+    return int(macs)
 
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:

@@ -126,8 +126,25 @@ class ExportSettings:
 
 
 def train_settings(plan: TaskPlan, profile, seed: int) -> TrainSettings:
-    return TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=profile.epochs,
-                         seed=seed, train_limit=profile.train_limit, eval_limit=profile.eval_limit)
+    epochs = profile.epochs if plan.epochs is None else plan.epochs
+    if profile.name == "quick":
+        epochs = min(epochs, profile.epochs)
+    defaults = TrainSettings()
+    return TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=epochs,
+                         batch_size=plan.batch_size or defaults.batch_size, lr=plan.lr or defaults.lr,
+                         optimizer=plan.optimizer, loss=plan.loss, seed=seed, train_limit=profile.train_limit,
+                         eval_limit=profile.eval_limit)
+
+
+def check_experiments_exist(settings: ExportSettings) -> None:
+    """An experiment asked for with --experiments that no plan of this export runs is one sentence, before any
+    training: an export must never end in a bundle without the models it was asked for."""
+    for name in settings.experiments or ():
+        if not any(name in plan.experiments for plan in settings.plans):
+            planned = {e for plan in settings.plans for e in plan.experiments}
+            raise EdgepruneError(f"no task of this export runs the {name!r} experiment (its plans run "
+                                 f"{', '.join(e for e in EXPERIMENTS if e in planned)}), so it would produce "
+                                 f"nothing.")
 
 
 def plans_named(names, extra: tuple[TaskPlan, ...] = ()) -> tuple[TaskPlan, ...]:
@@ -151,6 +168,7 @@ def export_profile(settings: ExportSettings) -> Profile:
     unknown = [e for e in settings.experiments or () if e not in EXPERIMENTS]
     if unknown:
         raise EdgepruneError(f"unknown experiment {unknown[0]!r}; known: {', '.join(EXPERIMENTS)}.")
+    check_experiments_exist(settings)
     return PROFILES[settings.profile]
 
 

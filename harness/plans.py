@@ -34,6 +34,14 @@ class TaskPlan:
     structured: tuple[StructuredSettings, ...] = ()
     sensitivity: SensitivitySettings = SensitivitySettings()
     rounds: int | None = None     # pruning rounds; None: the profile's
+    # Training, when the plan's model wants other settings than the lab's (a user's plugin may say so):
+    # epochs (None: the profile's; the quick profile never trains longer than its own), batch size, learning rate,
+    # optimizer (harness.training.OPTIMIZERS) and the name of the task's own loss ("": cross-entropy).
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str = "adam"
+    loss: str = ""
     # A user's task comes with its own loader (data_dir, train_limit, eval_limit) -> TaskData; None: harness.data.
     load: Callable[..., TaskData] | None = None
 

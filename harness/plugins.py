@@ -2,11 +2,15 @@
 
 The function (called with no arguments, or with `data_dir=` when it takes that parameter) returns a dict or a
 dataclass such as `UserModel` with: `model` (an nn.Module), `train` and `eval` ((x, y) numpy arrays), `name`,
-and optionally `num_classes`, `example` (one input batch) and `description`. `user_plan` turns that into a plan
-(harness.plans.TaskPlan: baseline, repeated unstructured pruning, structured removal of 25% and 50% of the
-channels or hidden units) whose task brings the data and the model (`TaskData.model_factory`); the export runs it
-beside the built-in plans. Nothing is registered: the plan is a value passed down. The initial weights are the
-ones the function returned (every seed starts from them; seeds change the batch order).
+and optionally `num_classes`, `example` (an input batch), `description`, `training` (epochs, batch_size, lr,
+optimizer, loss), `plan` (experiments, amount, rounds, imp and repeated methods, structured_ratios, structured
+settings) and `prunable` (opt-in recurrent/embedding weights). `user_plan` turns that into a plan
+(harness.plans.TaskPlan) that gets what a built-in task gets unless the plugin narrows it: baseline, repeated
+pruning, IMP with rewinding for every registered method, structured removal of 25/50/75% of the channels or hidden
+units through the dependency graph, sensitivity, and int8 twins; its task brings the data and the model
+(`TaskData.model_factory`), and the export runs it beside the built-in plans. Nothing is registered: the plan is a
+value passed down. The initial weights are the ones the function returned (every seed starts from them; seeds
+change the batch order).
 
 Run folders stay rebuildable: the spec and a fingerprint are model kwargs, so they name the run, and
 `load_plugin(spec)` in a new process gives the task that rebuilds the model from the run folder. The fingerprint
@@ -37,13 +41,26 @@ from torch import nn
 from harness.data.registry import TASKS, TaskData, subset
 from harness.errors import EdgepruneError
 from harness.experiments.structured import StructuredSettings
-from harness.plans import PLANS, TaskPlan
+from harness.plans import PLANS, Schedule, TaskPlan
+from harness.pruning import METHODS
+from harness.pruning.targets import opt_in, prunable_kinds
+from harness.training import OPTIMIZERS
 
 USER_PREFIX = "user-"   # a user's model is named user-<module>-<function>
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")   # names become file names in the bundle
-USER_EXPERIMENTS = ("baseline", "repeated", "structured")
-USER_STRUCTURED_RATIOS = (0.25, 0.5)                     # fraction of channels (or hidden units) removed
+# What a user's model gets unless its plugin's `plan` says otherwise: the whole plan a built-in task gets.
+USER_EXPERIMENTS = ("baseline", "repeated", "imp", "structured", "sensitivity")
+USER_STRUCTURED_RATIOS = (0.25, 0.5, 0.75)               # fraction of channels (or hidden units) removed
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "optimizer", "loss")
+PLAN_KEYS = ("experiments", "amount", "rounds", "imp", "repeated", "structured_ratios", "structured")
+
+
+def every_method() -> tuple[Schedule, ...]:
+    """IMP with every registered method, capped like the MNIST plan: each round retrains, so the extra methods get
+    3 rounds and 2:4 one (its mask is fixed)."""
+    caps = {"l1": None, "2:4": 1}
+    return tuple(Schedule(m, caps.get(m, 3)) for m in METHODS)
 
 
 @dataclass
@@ -54,8 +71,13 @@ class UserModel:
     eval: tuple[np.ndarray, np.ndarray]
     name: str
     num_classes: int | None = None        # default: 1 + the largest label
-    example: np.ndarray | None = None     # default: the first eval row
+    example: np.ndarray | None = None     # default: the first eval rows
     description: str = ""
+    # Optional choices, each with the built-in plans' default when absent:
+    training: dict | None = None          # epochs, batch_size, lr, optimizer ("adam", "adamw", "sgd"), loss (a function)
+    plan: dict | None = None              # experiments, amount, rounds, imp / repeated (method names),
+    #                                       structured_ratios, structured (StructuredSettings fields)
+    prunable: tuple | None = None         # e.g. ("linear", "conv", "recurrent", "embedding"): opt-in weights
 
 
 @dataclass
@@ -149,9 +171,42 @@ def _to_user_model(result, spec: str) -> UserModel:
     known = {f.name for f in dataclasses.fields(UserModel)}
     user = UserModel(**{k: v for k, v in data.items() if k in known})
     user.train, user.eval = _pair(user.train, "train", spec), _pair(user.eval, "eval", spec)
+    if user.example is not None:
+        user.example = np.ascontiguousarray(user.example)
+        if user.example.dtype == np.float64:
+            user.example = user.example.astype(np.float32)
     if user.num_classes is None:
         user.num_classes = int(max(user.train[1].max(), user.eval[1].max())) + 1
     return user
+
+
+def _check_choices(user: UserModel, spec: str) -> None:
+    for key, value, known in (("training", user.training, TRAINING_KEYS), ("plan", user.plan, PLAN_KEYS)):
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise EdgepruneError(f"--model {spec!r}: `{key}` must be a dict with some of {', '.join(known)}.")
+        unknown = [k for k in value if k not in known]
+        if unknown:
+            raise EdgepruneError(f"--model {spec!r}: `{key}` has {unknown[0]!r}; known: {', '.join(known)}.")
+    training = user.training or {}
+    if training.get("optimizer", "adam") not in OPTIMIZERS:
+        raise EdgepruneError(f"--model {spec!r}: optimizer {training['optimizer']!r} is not one of "
+                             f"{', '.join(OPTIMIZERS)}.")
+    if "loss" in training and not callable(training["loss"]):
+        raise EdgepruneError(f"--model {spec!r}: `loss` must be a function loss(logits, labels) -> scalar tensor.")
+    plan = user.plan or {}
+    for key in ("imp", "repeated"):
+        unknown = [m for m in plan.get(key, ()) if m not in METHODS]
+        if unknown:
+            raise EdgepruneError(f"--model {spec!r}: {key} method {unknown[0]!r} is not one of "
+                                 f"{', '.join(METHODS)}.")
+    unknown = [e for e in plan.get("experiments", ()) if e not in USER_EXPERIMENTS]
+    if unknown:
+        raise EdgepruneError(f"--model {spec!r}: experiment {unknown[0]!r} is not one of "
+                             f"{', '.join(USER_EXPERIMENTS)}.")
+    opt_in(user.model, user.prunable)
+    user.prunable = prunable_kinds(user.prunable)       # the opted-in kinds; () when the user chose the default
 
 
 def _check_forward(user: UserModel, spec: str) -> None:
@@ -195,20 +250,26 @@ def load_plugin(spec: str, data_dir: Path | None = None) -> LoadedPlugin:
     except Exception as exc:                     # noqa: BLE001 - the user's function fails (or wants arguments)
         raise EdgepruneError(f"--model {spec!r}: calling {func_name}() raised {_where(exc)}.") from exc
     user = _to_user_model(result, spec)
+    _check_choices(user, spec)
     _check_forward(user, spec)
     source = Path(inspect.getfile(module)).read_bytes()
     (train_x, train_y), (eval_x, eval_y) = user.train, user.eval
     task = TaskData(name=user.name, train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y,
                     num_classes=user.num_classes,
                     description=user.description or f"{user.name}: user data from {spec}",
-                    extra={"plugin": spec}, model_factory=lambda: copy.deepcopy(user.model))
+                    extra={"plugin": spec, **({"loss_fn": user.training["loss"]}
+                                              if "loss" in (user.training or {}) else {}),
+                           # the batch the ONNX export traces (exporters.bundle), when the user gives one
+                           **({"example": user.example} if user.example is not None else {})},
+                    model_factory=lambda: copy.deepcopy(user.model))
     return LoadedPlugin(spec, fingerprint(source, user), model_name(spec), user, task)
 
 
-def user_plan(spec: str, amount: float = 0.33, rounds: int | None = None,
+def user_plan(spec: str, amount: float | None = None, rounds: int | None = None,
               data_dir: Path | None = None) -> TaskPlan:
-    """The plan for the user's model and data, named by the user's `name`; its task brings the model."""
-    if not 0 < amount < 1:
+    """The plan for the user's model and data, named by the user's `name`; its task brings the model. `amount` and
+    `rounds` (--amount, --rounds) win over the plugin's plan."""
+    if amount is not None and not 0 < amount < 1:
         raise EdgepruneError(f"--amount {amount} must be a fraction between 0 and 1 (exclusive).")
     if rounds is not None and rounds < 0:
         raise EdgepruneError(f"--rounds {rounds} must be 0 or more.")
@@ -223,10 +284,57 @@ def user_plan(spec: str, amount: float = 0.33, rounds: int | None = None,
         eval_x, eval_y = subset(t.eval_x, t.eval_y, eval_limit, seed=1)
         return dataclasses.replace(t, train_x=train_x, train_y=train_y, eval_x=eval_x, eval_y=eval_y)
 
-    # Conv models lose channels (with their BatchNorm), others hidden units of Linear layers.
-    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in loaded.user.model.modules())
-    structured = tuple(StructuredSettings(kind="channels" if has_conv else "neurons", importance="l1", ratio=r)
-                       for r in USER_STRUCTURED_RATIOS)
-    return TaskPlan(name, name, loaded.model_name,
-                    model_kwargs=(("fingerprint", loaded.fingerprint), ("spec", spec)),
-                    experiments=USER_EXPERIMENTS, amount=amount, rounds=rounds, structured=structured, load=load)
+    user, plan, training = loaded.user, loaded.user.plan or {}, loaded.user.training or {}
+    # Conv models lose channels (with their BatchNorm) and Linear hidden units, others hidden units; residual
+    # stages are pruned as the dependency graph couples them.
+    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in user.model.modules())
+    options = {"kind": "channels" if has_conv else "neurons", "importance": "l1", "coupled": True,
+               **plan.get("structured", {})}
+    try:
+        structured = tuple(StructuredSettings(**{**options, "ratio": r})
+                           for r in plan.get("structured_ratios", USER_STRUCTURED_RATIOS))
+    except TypeError as exc:
+        raise EdgepruneError(f"--model {spec!r}: `structured` holds a field StructuredSettings does not have "
+                             f"({exc}).") from exc
+    imp = tuple(s for s in every_method() if s.method in plan.get("imp", METHODS))
+    repeated = tuple(Schedule(m) for m in plan.get("repeated", ("l1",)))
+    loss = training.get("loss")
+    kwargs = (("fingerprint", loaded.fingerprint), ("spec", spec)) + (
+        (("prunable", ",".join(user.prunable)),) if user.prunable else ())
+    return TaskPlan(name, name, loaded.model_name, model_kwargs=kwargs,
+                    experiments=tuple(plan.get("experiments", USER_EXPERIMENTS)),
+                    amount=amount if amount is not None else plan.get("amount", 0.33),
+                    rounds=rounds if rounds is not None else plan.get("rounds"), repeated=repeated, imp=imp,
+                    structured=structured, load=load, epochs=training.get("epochs"),
+                    batch_size=training.get("batch_size"), lr=training.get("lr"),
+                    optimizer=training.get("optimizer", "adam"),
+                    loss=getattr(loss, "__qualname__", "loss") if loss is not None else "")
+
+
+# ------------------------------------------------------------------------------------------ helpers for examples
+def mnist_images(data_dir=None, train_limit: int | None = None, eval_limit: int | None = None) -> dict:
+    """MNIST through edgeprune's loader (EDGEPRUNE_DATA / --data-dir, else the user cache) as 1x20x20 images:
+    the `train`, `eval`, `num_classes` and `description` of a user module's result (fixed subsets when limited)."""
+    from harness.data import load_task, resolve_data_dir
+
+    mnist = load_task("mnist", data_dir or resolve_data_dir(None), train_limit, eval_limit)
+    sample = f" (a fixed sample of {len(mnist.eval_y)})" if eval_limit else ""
+    return {"train": (mnist.train_x.reshape(-1, 1, 20, 20), mnist.train_y),
+            "eval": (mnist.eval_x.reshape(-1, 1, 20, 20), mnist.eval_y), "num_classes": 10,
+            "description": f"MNIST test split{sample}, 20x20 centre crop as 1x20x20 images, pixels in [0, 1]"}
+
+
+def synthetic_images(n_train: int = 512, n_eval: int = 128) -> dict:
+    """Four textures plus noise on 1x20x20 images (flat, horizontal stripes, vertical stripes, checkerboard), as
+    `train`, `eval`, `num_classes`, `description`: no data files needed."""
+    rng = np.random.default_rng(0)
+    rows, cols = np.indices((20, 20))
+    templates = np.stack([np.full((20, 20), 0.5), rows % 2, cols % 2, (rows + cols) % 2]).astype(np.float32)
+
+    def sample(n: int):
+        y = rng.integers(0, len(templates), n)
+        x = templates[y][:, None] + 0.3 * rng.standard_normal((n, 1, 20, 20))
+        return x.astype(np.float32), y.astype(np.int64)
+
+    return {"train": sample(n_train), "eval": sample(n_eval), "num_classes": len(templates),
+            "description": "synthetic 1x20x20 textures (flat, stripes, checkerboard) plus gaussian noise"}

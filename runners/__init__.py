@@ -5,7 +5,7 @@ Measures the ONNX models of an edgeprune bundle on the device it runs on and wri
 psutil and click -- never on torch, harness or exporters -- because it is what gets copied to the device.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from runners.contract import MANIFEST_SCHEMA, RESULT_SCHEMA
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from runners.contract import ContractError, validate_manifest
+from runners.contract import WHEELS_INDEX, ContractError, validate_manifest, validate_wheel_index
 from runners.errors import BundleError, ModelError, one_line
 from runners.files import sha256_file
 
@@ -39,6 +39,17 @@ def load_manifest(bundle: Path) -> dict[str, Any]:
         return validate_manifest(manifest)
     except ContractError as exc:
         raise BundleError(f"{path} {exc}.") from None
+
+
+def carried_wheel_paths(bundle: Path) -> set[str]:
+    """Bundle-relative paths of the carried wheels and their index (wheels/index.json); empty without a readable
+    index. The bundle owns these files as it owns the manifest's."""
+    path = Path(bundle) / WHEELS_INDEX
+    try:
+        index = validate_wheel_index(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):   # ContractError is a ValueError too
+        return set()
+    return {WHEELS_INDEX} | {f["path"] for t in index["targets"].values() for f in t["files"]}
 
 
 def resolve(bundle: Path, rel: Any) -> Path:

@@ -13,6 +13,9 @@ from typing import Any, Mapping
 
 MANIFEST_SCHEMA = "edgeprune.manifest/1"
 RESULT_SCHEMA = "edgeprune.result/1"
+WHEELS_SCHEMA = "edgeprune.wheels/1"
+WHEELS_INDEX = "wheels/index.json"    # in a bundle: the carried wheels, per target, with their sha256
+INSTALL_VENV = ".venv"                # in a bundle: where `runner install` puts the runner's environment
 # Manifest key of the experiment graph's record (executor, workers, work/wall/critical-path seconds): written by
 # harness.graph through exporters.bundle, quoted by the report's Provenance section (docs/formats.md).
 EXPORT_RUN = "export"
@@ -93,6 +96,43 @@ def experiment_kind(name: Any) -> ExperimentKind:
 def experiments_where(prop: str) -> tuple[str, ...]:
     """Names of the kinds with a true property, e.g. experiments_where("iterative") -> ("repeated", "imp")."""
     return tuple(k.name for k in EXPERIMENT_KINDS.values() if getattr(k, prop))
+
+
+# ------------------------------------------------------------------------------------------------ wheel targets
+# A wheel target is a platform and a CPython version, named as the device computes it for itself
+# (wheel_target(platform.machine(), sys.version_info)): "linux_aarch64-cp311". Machines that name one architecture
+# differently (arm64 on some kernels, AMD64) map to the wheel platform's name.
+_MACHINE_ALIASES = {"arm64": "aarch64", "amd64": "x86_64", "x64": "x86_64", "armv8l": "armv7l"}
+
+
+def wheel_platform(machine: str, system: str = "linux") -> str:
+    """("aarch64", "linux") -> "linux_aarch64"."""
+    m = machine.lower()
+    return f"{system.lower()}_{_MACHINE_ALIASES.get(m, m)}"
+
+
+def wheel_target(machine: str, python: tuple[int, int] | str, system: str = "linux") -> str:
+    """("aarch64", (3, 11)) or ("aarch64", "3.11") -> "linux_aarch64-cp311": the folder of a bundle's carried
+    wheels for that device, under wheels/."""
+    major, minor = (python.split(".")[:2] if isinstance(python, str) else python[:2])
+    return f"{wheel_platform(machine, system)}-cp{int(major)}{int(minor)}"
+
+
+def validate_wheel_index(index: Any) -> dict[str, Any]:
+    """A wheels/index.json if it follows the contract; else ContractError in one sentence."""
+    if not isinstance(index, dict) or index.get("schema") != WHEELS_SCHEMA:
+        raise ContractError(f"is not an {WHEELS_SCHEMA} index of carried wheels")
+    targets = index.get("targets")
+    if not isinstance(targets, dict) or not all(isinstance(t, dict) and isinstance(t.get("files"), list)
+                                                for t in targets.values()):
+        raise ContractError("has no valid 'targets' object (each target needs a list of files)")
+    for name, target in targets.items():
+        for f in target["files"]:
+            if not (isinstance(f, dict) and _is_path(f.get("path")) and isinstance(f.get("sha256"), str)):
+                raise ContractError(f"lists a file of {name} without a path and a sha256")
+    if not isinstance(index.get("unavailable", {}), dict):
+        raise ContractError("has an 'unavailable' entry that is not an object")
+    return index
 
 
 # ------------------------------------------------------------------------------------------------ validators

@@ -6,6 +6,7 @@ collecting facts never raises.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -15,23 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-# ISA flags reported in every result, in this order. Value: True/False when the CPU flag list is known,
-# None when it is not (e.g. no /proc/cpuinfo and no sysctl).
-ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx", "neon", "asimddp", "sve", "fma", "f16c")
-
-# Linux flag names (x86 "flags", ARM "Features") that imply each reported flag.
-_LINUX_FLAG_NAMES = {
-    "avx2": ("avx2",),
-    "avx512f": ("avx512f",),
-    "avx512_vnni": ("avx512_vnni",),
-    "avx_vnni": ("avx_vnni",),
-    "amx": ("amx_tile",),
-    "neon": ("neon", "asimd"),  # 32-bit ARM says neon, AArch64 says asimd
-    "asimddp": ("asimddp",),
-    "sve": ("sve",),
-    "fma": ("fma",),
-    "f16c": ("f16c",),
-}
+from runners import cpuinfo as cpu
+from runners.cpuinfo import ISA_FLAGS
 
 # macOS sysctl keys (hw.optional.*) that imply each reported flag.
 _MAC_SYSCTL = {
@@ -46,16 +32,9 @@ _MAC_SYSCTL = {
     "fma": ("hw.optional.fma",),
     "f16c": ("hw.optional.f16c",),
 }
-
-# ARM "CPU part" numbers of common cores (implementer 0x41 = Arm Ltd.), for boards without "model name".
-_ARM_PARTS = {
-    "0xc07": "Cortex-A7", "0xc09": "Cortex-A9", "0xc0f": "Cortex-A15", "0xd03": "Cortex-A53",
-    "0xd04": "Cortex-A35", "0xd05": "Cortex-A55", "0xd07": "Cortex-A57", "0xd08": "Cortex-A72",
-    "0xd09": "Cortex-A73", "0xd0a": "Cortex-A75", "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1",
-    "0xd0d": "Cortex-A77", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78", "0xd44": "Cortex-X1",
-    "0xd46": "Cortex-A510", "0xd47": "Cortex-A710", "0xd48": "Cortex-X2", "0xd49": "Neoverse-N2",
-    "0xd4b": "Cortex-A78C", "0xd4f": "Neoverse-V2", "0xd80": "Cortex-A520", "0xd81": "Cortex-A720",
-}
+# onnxruntime distributions: which one provides the installed `onnxruntime` module says which providers it has.
+_ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-openvino", "onnxruntime-gpu", "onnxruntime-directml",
+                      "onnxruntime-qnn", "onnxruntime-silicon", "onnxruntime-training")
 
 
 def _safe(fn: Callable[[], Any], default: Any = None) -> Any:
@@ -70,15 +49,14 @@ def _read_text(path: str) -> str | None:
     return _safe(lambda: Path(path).read_text(errors="replace"))
 
 
+def _cpuinfo_blocks() -> list[dict[str, str]]:
+    """/proc/cpuinfo, one dict per block (Linux); [] elsewhere or when /proc is not readable."""
+    return cpu.parse_blocks(_read_text("/proc/cpuinfo") or "")
+
+
 def _cpuinfo() -> dict[str, str]:
     """First value of each key in /proc/cpuinfo (Linux); {} elsewhere."""
-    text = _read_text("/proc/cpuinfo") or ""
-    info: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            info.setdefault(key.strip(), value.strip())
-    return info
+    return cpu.first_values(_cpuinfo_blocks())
 
 
 def _sysctl(name: str) -> str | None:
@@ -92,48 +70,50 @@ def _sysctl(name: str) -> str | None:
     return _safe(run)
 
 
-def cpu_model(info: dict[str, str] | None = None) -> str | None:
-    info = _cpuinfo() if info is None else info
-    if info.get("model name"):
-        return info["model name"]
+def board_model() -> str | None:
+    """The board: the device tree's model (Raspberry Pi 4 Model B Rev 1.4), else DMI vendor and product (PCs)."""
+    for path in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
+        text = (_read_text(path) or "").strip("\x00 \n")
+        if text:
+            return text
+    vendor, product = ((_read_text(f"/sys/class/dmi/id/{k}") or "").strip() for k in ("sys_vendor", "product_name"))
+    return " ".join(v for v in (vendor, product) if v) or None
+
+
+def cpu_model(info: dict[str, str] | None = None, blocks: list[dict[str, str]] | None = None) -> str | None:
+    if blocks is None:
+        blocks = [info] if info is not None else _cpuinfo_blocks()
+    info = cpu.first_values(blocks) if info is None else info
+    name = cpu.cpu_model_from(info, cpu.arm_cores(blocks))
+    if name:
+        return name
     if sys.platform == "darwin":
         brand = _sysctl("machdep.cpu.brand_string")
         if brand:
             return brand
-    # ARM boards: "Hardware" (older kernels), the device-tree model, or the core's part number.
-    if info.get("Hardware"):
-        return info["Hardware"]
-    dt_model = (_read_text("/proc/device-tree/model") or "").strip("\x00 \n")
-    part = info.get("CPU part")
-    core = _ARM_PARTS.get(part.lower(), f"CPU part {part}") if part else None
-    if dt_model and core:
-        return f"{dt_model} ({core})"
-    if dt_model or core:
-        return dt_model or core
-    return _safe(lambda: platform.processor() or None)
+    return info.get("Hardware") or _safe(lambda: platform.processor() or None)
 
 
 def isa_flags(info: dict[str, str] | None = None) -> dict[str, bool | None]:
     info = _cpuinfo() if info is None else info
-    raw = info.get("flags") or info.get("Features")
-    if raw is not None:
-        present = set(raw.lower().split())
-        return {k: any(n in present for n in _LINUX_FLAG_NAMES[k]) for k in ISA_FLAGS}
+    flags = cpu.isa_flags_from(info)
+    if flags is not None:
+        return flags
     if sys.platform == "darwin":
         arm = platform.machine() in ("arm64", "aarch64")
         x86_only = {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx", "fma", "f16c"}
-        flags: dict[str, bool | None] = {}
+        mac: dict[str, bool | None] = {}
         for k in ISA_FLAGS:
             values = [_sysctl(n) for n in _MAC_SYSCTL[k]]
             if any(v == "1" for v in values):
-                flags[k] = True
+                mac[k] = True
             elif any(v is not None for v in values) or (k in x86_only) == arm:
-                flags[k] = False  # sysctl says no, or the flag belongs to the other architecture
+                mac[k] = False  # sysctl says no, or the flag belongs to the other architecture
             else:
-                flags[k] = None
+                mac[k] = None
         if arm:  # every Apple-silicon core has Advanced SIMD
-            flags["neon"] = True
-        return flags
+            mac["neon"] = True
+        return mac
     return {k: None for k in ISA_FLAGS}
 
 
@@ -164,19 +144,51 @@ def _governor() -> str | None:
     return text.strip() if text else None
 
 
+def _distribution(names: tuple[str, ...]) -> str | None:
+    """"onnxruntime-openvino 1.24.1": the installed distribution among ``names`` (first found)."""
+    from importlib import metadata
+
+    for name in names:
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _ort_build(ort: Any) -> str | None:
+    """onnxruntime's build line (git commit, build type), from get_build_info where this version has it."""
+    info = _safe(lambda: ort.get_build_info())
+    return str(info).strip() or None if info else None
+
+
+def _install_record() -> dict[str, Any] | None:
+    """How `runner install` made this environment (carried wheels or registry), when it did."""
+    text = _read_text(os.path.join(sys.prefix, "edgeprune-install.json"))
+    return _safe(lambda: json.loads(text)) if text else None
+
+
 def device_facts(label: str | None = None) -> dict[str, Any]:
     """The ``device`` object of a result (keys of docs/formats.md, plus a few extras)."""
-    info = _cpuinfo()
+    blocks = _cpuinfo_blocks()
+    info = cpu.first_values(blocks)
     psutil = _safe(lambda: __import__("psutil"))
     ort = _safe(lambda: __import__("onnxruntime"))
     np = _safe(lambda: __import__("numpy"))
     hostname = _safe(socket.gethostname)
     mem = _safe(lambda: psutil.virtual_memory())
+    machine = _safe(lambda: platform.machine() or None)
+    emulated, evidence = cpu.emulation(machine, info, _read_text("/sys/devices/system/cpu/modalias"))
     return {
         "hostname": hostname,
         "label": label or hostname,
-        "cpu_model": cpu_model(info),
-        "machine": _safe(lambda: platform.machine() or None),
+        "cpu_model": cpu_model(info, blocks),
+        "board": board_model(),
+        "soc": info.get("Hardware") or None,
+        "arm_cores": cpu.arm_cores(blocks),
+        "machine": machine,
+        "emulated": emulated,
+        "emulation_evidence": evidence,
         "physical_cores": _safe(lambda: psutil.cpu_count(logical=False)),
         "logical_cores": _safe(lambda: psutil.cpu_count(logical=True)) or _safe(os.cpu_count),
         "usable_cores": _safe(lambda: len(os.sched_getaffinity(0))),
@@ -190,7 +202,10 @@ def device_facts(label: str | None = None) -> dict[str, Any]:
         "kernel": _safe(lambda: platform.release() or None),
         "python": _safe(platform.python_version),
         "onnxruntime": _safe(lambda: ort.__version__),
+        "onnxruntime_package": _safe(lambda: _distribution(_ORT_DISTRIBUTIONS)),
+        "onnxruntime_build": _ort_build(ort) if ort else None,
         "providers": _safe(lambda: list(ort.get_available_providers())),
         "numpy": _safe(lambda: np.__version__),
         "psutil": _safe(lambda: psutil.__version__),
+        "install": _install_record(),
     }

@@ -6,6 +6,16 @@ file only turns that file's result entry into ``status: error``, so the other fi
 
 from __future__ import annotations
 
+# Exit codes of the runner's commands (README, "On the edge device"): what a script may rely on.
+EXIT_OK = 0
+EXIT_MODEL_ERRORS = 1      # runner bench --strict: the result is written, some files could not be measured
+EXIT_BAD_INPUT = 2         # an expected mistake in the input: one sentence, nothing written
+EXIT_INSTALL_FAILED = 3    # runner install: no usable wheels and no registry; an existing venv is kept
+
+# What the runner says when a dependency is missing: the bundle's own installer works offline and under PEP 668.
+INSTALL_HINT = ("install the runner's requirements into a venv beside the bundle with: python3 BUNDLE/runner install "
+                "(offline from the bundle's carried wheels where they match this device)")
+
 
 class BundleError(Exception):
     """A problem with the bundle as a whole (missing folder, unreadable or foreign manifest)."""

@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 MB = 2**20   # memory_mb keys are MiB, as psutil and top count memory
+UNAVAILABLE = "unavailable"   # peak_method when /proc cannot be read: memory is null, latency and accuracy are not
+
+
+def in_mb(value: int | None) -> float | None:
+    return None if value is None else value / MB
 
 
 class PeakMemory:
@@ -19,19 +24,30 @@ class PeakMemory:
     def __init__(self) -> None:
         import psutil   # imported here so a missing psutil is reported by check_dependencies, not at import
 
-        self._proc = psutil.Process()
-        self.method = "psutil-samples"
+        try:
+            self._proc = psutil.Process()
+            self._proc.memory_info()
+        except Exception:  # noqa: BLE001 - no readable /proc: memory is not known, the timing still is
+            self._proc = None
+        self.method = "psutil-samples" if self._proc is not None else UNAVAILABLE
         self._samples: list[int] = []
 
-    def rss(self) -> int:
-        """Current RSS in bytes; also kept as a sample for the psutil fallback of peak()."""
-        value = int(self._proc.memory_info().rss)
+    def rss(self) -> int | None:
+        """Current RSS in bytes (None without a readable /proc); also kept as a sample for peak()."""
+        if self._proc is None:
+            return None
+        try:
+            value = int(self._proc.memory_info().rss)
+        except Exception:  # noqa: BLE001 - /proc went away mid-run
+            return None
         self._samples.append(value)
         return value
 
     def reset(self) -> None:
         """Start a new window: forget the samples and, where the kernel allows, reset its high-water mark."""
         self._samples = []
+        if self._proc is None:
+            return
         self.method = "psutil-samples"
         try:
             with open("/proc/self/clear_refs", "w") as fh:
@@ -42,14 +58,14 @@ class PeakMemory:
             pass
         self.rss()
 
-    def peak(self) -> int:
-        """Peak RSS in bytes since reset(), by ``self.method``."""
+    def peak(self) -> int | None:
+        """Peak RSS in bytes since reset(), by ``self.method``; None when memory cannot be read here."""
         self.rss()
         if self.method == "vmhwm":
             hwm = _vmhwm()
             if hwm is not None:
-                return max(hwm, max(self._samples))
-        return max(self._samples)
+                return max([hwm, *self._samples])
+        return max(self._samples) if self._samples else None
 
 
 def _vmhwm() -> int | None:

@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from runners.errors import BundleError, ModelError, one_line
-from runners.settings import BenchSettings
+from runners.errors import INSTALL_HINT, BundleError, ModelError, one_line
+from runners.providers import check_session_providers
+from runners.settings import EXECUTION_MODES, GRAPH_OPTIMIZATION_LEVELS, BenchSettings
 
 # onnxruntime input type strings -> numpy dtypes used to feed them.
 ORT_DTYPES = {
@@ -35,24 +36,67 @@ def check_dependencies() -> None:
         try:
             __import__(name)
         except ImportError as exc:
-            raise BundleError(f"The runner needs the Python package {name!r} ({one_line(exc)}); install the "
-                              f"bundle's requirements.txt with: python3 -m pip install -r requirements.txt") from None
+            raise BundleError(f"The runner needs the Python package {name!r} ({one_line(exc)}); {INSTALL_HINT}") from None
 
 
-def _session_options(ort: Any, threads: int) -> Any:
+def session_options(settings: BenchSettings) -> Any:
+    """The one SessionOptions every measured session gets: the settings' graph optimisation level, threads,
+    execution mode and spinning (the options that change latency by large factors), errors-only logging."""
+    import onnxruntime as ort
+
     so = ort.SessionOptions()
-    if threads > 0:
-        so.intra_op_num_threads = threads
+    level = GRAPH_OPTIMIZATION_LEVELS[settings.graph_optimization]
+    if not hasattr(ort.GraphOptimizationLevel, level):
+        raise BundleError(f"--graph-optimization {settings.graph_optimization} needs a newer onnxruntime than "
+                          f"{ort.__version__}; choose one of disable, basic, extended, all.")
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    so.execution_mode = getattr(ort.ExecutionMode, EXECUTION_MODES[settings.execution_mode])
+    if settings.threads > 0:
+        so.intra_op_num_threads = settings.threads
+    if settings.inter_op_threads > 0:
+        so.inter_op_num_threads = settings.inter_op_threads
+    spin = "1" if settings.spinning else "0"
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.add_session_config_entry("session.inter_op.allow_spinning", spin)
     so.log_severity_level = 3  # errors only; a warning on stderr is not a failed model
     return so
 
 
-def make_session(path: Path, settings: BenchSettings) -> Any:
-    """The one way a bundle file becomes an onnxruntime session (the benchmark's bare loop uses it too)."""
+def session_record(so: Any) -> dict[str, Any]:
+    """What a SessionOptions object holds, read back from it, for the result: 0 threads means onnxruntime's
+    default (one intra-op thread per physical core)."""
+    def config(key: str) -> str | None:
+        try:
+            return so.get_session_config_entry(key)
+        except Exception:  # noqa: BLE001 - not set: onnxruntime's default
+            return None
+
+    return {
+        "graph_optimization_level": str(so.graph_optimization_level).rpartition(".")[2],
+        "execution_mode": str(so.execution_mode).rpartition(".")[2],
+        "intra_op_num_threads": int(so.intra_op_num_threads),
+        "inter_op_num_threads": int(so.inter_op_num_threads),
+        "intra_op_allow_spinning": config("session.intra_op.allow_spinning"),
+        "inter_op_allow_spinning": config("session.inter_op.allow_spinning"),
+        "enable_cpu_mem_arena": bool(so.enable_cpu_mem_arena),
+        "enable_mem_pattern": bool(so.enable_mem_pattern),
+        "use_deterministic_compute": bool(getattr(so, "use_deterministic_compute", False)),
+    }
+
+
+def make_session(path: Path | bytes, settings: BenchSettings, provider: str | None = None) -> Any:
+    """The one way a bundle file becomes an onnxruntime session (the benchmark's bare loop uses it too): the
+    settings' session options, one execution provider with its options, and a check that onnxruntime really
+    started that provider (it falls back to the CPU provider with only a log line when one fails)."""
     import onnxruntime as ort
 
-    return ort.InferenceSession(str(path), sess_options=_session_options(ort, settings.threads),
-                                providers=[settings.provider])
+    provider = provider or settings.providers[0]
+    options = settings.provider_options.get(provider)
+    sess = ort.InferenceSession(path if isinstance(path, bytes) else str(path),
+                                sess_options=session_options(settings),
+                                providers=[(provider, dict(options)) if options else provider])
+    check_session_providers(sess.get_providers(), provider)
+    return sess
 
 
 # A 69-byte ONNX model (Identity on one float), IR 8 / opset 17, used to initialise onnxruntime before the first
@@ -65,15 +109,14 @@ _PRIME_MODEL = bytes.fromhex(
 
 
 def prime_onnxruntime(settings: BenchSettings) -> None:
-    """Create and run a trivial session once (best effort; a failure here is reported by the real models)."""
-    try:
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(_PRIME_MODEL, sess_options=_session_options(ort, settings.threads),
-                                    providers=[settings.provider])
-        sess.run(None, {"x": np.ones(1, dtype=np.float32)})
-    except Exception:  # noqa: BLE001
-        pass
+    """Create and run a trivial session once per provider (best effort; a failure here is reported by the real
+    models)."""
+    for provider in settings.providers:
+        try:
+            sess = make_session(_PRIME_MODEL, settings, provider)
+            sess.run(None, {"x": np.ones(1, dtype=np.float32)})
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def first_rows(inputs: np.ndarray, rows: int) -> np.ndarray:

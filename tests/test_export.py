@@ -82,3 +82,58 @@ def test_max_abs_diff_detects_a_model_that_drifted(exported, tmp_path):
     with torch.no_grad():
         drifted.out.bias.add_(0.5)
     assert max_abs_diff(path, drifted, task.eval_x[:8]) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_onnx_files_name_no_source_path(tmp_path):
+    """Two checkouts export the same bytes: the exporter's stack traces (absolute paths) are not kept."""
+    from pathlib import Path
+
+    from exporters.onnx_export import STACK_TRACE_KEY
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    path = tmp_path / "m.onnx"
+    export_onnx(model, np.zeros((2, 4), np.float32), path)
+    keys = {p.key for n in onnx.load(str(path)).graph.node for p in n.metadata_props}
+    assert STACK_TRACE_KEY not in keys and keys            # other metadata (scopes, class names) stays
+    assert str(Path(__file__).resolve().parents[1]) not in path.read_bytes().decode("latin-1")
+
+
+class GRUClassifier(torch.nn.Module):
+    """Token ids -> embedding -> GRU -> last hidden state -> logits: traced with one row, the exporter used to
+    bake batch 1 into the recurrent graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.gru, self.fc = torch.nn.Embedding(50, 8), torch.nn.GRU(8, 16, batch_first=True), \
+            torch.nn.Linear(16, 2)
+
+    def forward(self, tokens):
+        _, h = self.gru(self.emb(tokens))
+        return self.fc(h[-1])
+
+
+class BatchOfTwo(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x) + torch.zeros(2, 3)     # only a batch of exactly 2 broadcasts
+
+
+def test_a_recurrent_model_traced_from_one_row_runs_any_batch(tmp_path):
+    torch.manual_seed(0)
+    model = GRUClassifier().eval()
+    tokens = np.random.default_rng(0).integers(1, 50, (300, 7)).astype(np.int64)
+    export_onnx(model, tokens[:1], tmp_path / "gru.onnx")
+    assert max_abs_diff(tmp_path / "gru.onnx", model, tokens[:256]) < 1e-5
+
+
+def test_a_graph_bound_to_its_traced_batch_is_one_sentence_naming_the_model(tmp_path):
+    from exporters.onnx_export import ExportCheckError
+
+    with pytest.raises(ExportCheckError) as info:
+        export_onnx(BatchOfTwo().eval(), np.zeros((1, 4), np.float32), tmp_path / "m.onnx", name="user-x-s0")
+    assert "user-x-s0" in str(info.value) and "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []

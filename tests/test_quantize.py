@@ -65,6 +65,43 @@ def test_export_int8_caches_files_and_checks(trained, tiny_task, tmp_path):
     assert files[1][0].stat().st_mtime_ns == stamp                # cached: not quantized again
 
 
+def test_int8_weights_are_7_bit_so_every_isa_computes_the_same(trained, tiny_task, tmp_path):
+    """reduce_range (docs/methods.md): the int8 weights of both files stay in [-64, 64], so the 16-bit sums of two
+    u8 x s8 products that AVX2's vpmaddubsw makes (at most 2 x 255 x 64 = 32640) cannot saturate, and a CPU without
+    VNNI computes what a VNNI one does."""
+    from onnx import numpy_helper
+
+    from exporters.quantize import INT8
+
+    assert INT8.reduce_range
+    _, src = trained
+    files, checks = export_int8(_local_copy(src, tmp_path), tiny_task.train_x, tiny_task.eval_x, tiny_task.eval_y)
+    assert checks["onnx_int8_settings"] == INT8.to_json()
+    for path, _ in files:
+        weights = [numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer
+                   if t.data_type == onnx.TensorProto.INT8 and numpy_helper.to_array(t).size > 16]
+        assert weights and all(w.min() >= -64 and w.max() <= 64 for w in weights), path.name
+
+
+def test_int8_files_of_other_settings_are_made_again(trained, tiny_task, tmp_path, monkeypatch):
+    import exporters.quantize as quantize
+
+    _, src = trained
+    local = _local_copy(src, tmp_path)
+    monkeypatch.setattr(quantize, "INT8", quantize.CANDIDATES["full-range"])
+    files, checks = export_int8(local, tiny_task.train_x, tiny_task.eval_x, tiny_task.eval_y)
+    assert checks["onnx_int8_settings"]["reduce_range"] is False
+    monkeypatch.setattr(quantize, "INT8", quantize.CANDIDATES["reduce-range"])
+    _, again = export_int8(local, tiny_task.train_x, tiny_task.eval_x, tiny_task.eval_y)
+    assert again["onnx_int8_settings"]["reduce_range"] is True
+
+
+def _local_copy(src, tmp_path):
+    local = tmp_path / "model.onnx"
+    local.write_bytes(src.read_bytes())
+    return local
+
+
 def test_host_int8_accuracy_is_what_the_runner_measures_on_the_same_file(trained, tiny_task, tmp_path):
     """Dynamic int8 scales activations per call, so the host check batches the eval set as the runner does."""
     from runners.session import eval_accuracy

@@ -16,6 +16,7 @@ from harness.report.sections.pareto import pareto_mask
 from harness.report.sections.per_parameter_sparsity import sparsity_table
 from harness.report.sections.plots import seed_means
 from harness.report.sections.quantization import quantization_rows
+from harness.report.sections.structured import kept_summary
 from test_report import measurement, section, synthetic_manifest, synthetic_result, write_json
 
 DEVICE = "pi5 (threads 0, batch 1)"
@@ -311,6 +312,64 @@ def test_accuracy_points_are_one_per_series_in_plan_order():
     points = seed_means(rows, ["experiment", "method"], "sparsity_pct", "host_accuracy_pct")
     assert points["series"].tolist() == ["r50", "r25"]
     assert points["y"].round(6).tolist() == [96.1, 97.1]
+
+
+def channels_manifest():
+    """rich_manifest whose structured variants carry what the dependency-graph pruner writes: the ratio asked and
+    removed, kept widths, groups left whole, MACs; the 75% variant removed nothing (every group failed its check)."""
+    manifest = rich_manifest()
+    base = next(m for m in manifest["models"] if m["experiment"] == "structured")
+    manifest["models"] = [m for m in manifest["models"] if m["experiment"] != "structured"]
+    classifier = {"root": "fc", "size": 10, "asked": False, "reason": "its units are the model's output"}
+    failed = {"root": "block.conv1", "size": 16, "asked": True, "reason": "the pruned model fails its forward pass"}
+    variants = [(0.25, 0.25, {"stem.0": [16, 12], "block.conv1": [16, 12], "down.0": [32, 24]}, [classifier]),
+                (0.5, 0.5, {"stem.0": [16, 8], "block.conv1": [16, 8], "down.0": [32, 16]}, [classifier]),
+                (0.75, 0.0, {}, [classifier, failed])]
+    for index, (asked, done, widths, skipped) in enumerate(variants):
+        name = f"mnist-cnn-structured-channels-l1-r{round(asked * 100)}"
+        params = 10_000 - round(8_000 * done)
+        manifest["models"].append({
+            **base, "name": name, "series": name, "method": "channels-l1", "iteration": 1, "plan_index": index,
+            "structure_ratio": done, "structure_ratio_asked": asked, "under_pruned": done < asked / 2,
+            "kept_widths": widths, "skipped_groups": skipped, "params": params, "nonzero_params": params,
+            "macs": round(400_000 * (1 - done) ** 2), "dense_macs": 400_000, "dense_params": 10_000,
+            "files": [file(name, "onnx", params * 4)]})
+    return manifest
+
+
+def test_structured_section_shows_kept_widths_macs_skipped_groups_and_under_pruning(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    manifest = channels_manifest()
+    write_json(bundle / "manifest.json", manifest)
+    result = write_json(tmp_path / "pi5.json", rich_result(manifest))
+    md = build_report([result], bundle, tmp_path / "report").read_text()
+    table = section(md, "### pi5 (threads auto, batch 1) · mnist")
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
+    header = rows.pop("Structure Pruned")
+    assert header[-4:] == ["Params", "MACs", "Units removed", "Kept widths |"]
+    # the dense row's MACs are the variants' dense_macs; the summary counts layers per dense->kept width
+    assert rows["none (dense)"][-4:] == ["10,000", "400,000", "—", "— |"]
+    assert rows["channels-l1 50% + fine-tune"][-4:] == ["6,000", "100,000", "50% of 50%", "16→8 ×2, 32→16 ×1 |"]
+    # a variant is named by the ratio asked; one that removed nothing says so, flagged
+    assert rows["channels-l1 75% + fine-tune"][-4:] == ["10,000", "400,000", "⚠ 0% of 75%", "none narrowed |"]
+    widths = section(md, "### Kept widths · mnist")
+    assert "| Layer | Dense width | channels-l1 25% + fine-tune | channels-l1 50% + fine-tune | " \
+           "channels-l1 75% + fine-tune |" in widths
+    assert "| down.0 | 32 | 24 | 16 | 32 |" in widths
+    assert "⚠ channels-l1 75% + fine-tune removed 0% of the units it was asked to remove (75%)" in widths
+    assert "- fc (10 units), left whole in every variant: its units are the model's output." in widths
+    assert ("- ⚠ block.conv1 (16 units), left whole in channels-l1 75% + fine-tune: the pruned model fails its "
+            "forward pass.") in widths
+    data = pd.read_csv(tmp_path / "report" / "structured-kept-widths-mnist.csv")
+    assert data["Layer"].tolist() == ["stem.0", "block.conv1", "down.0"]
+
+
+def test_kept_summary_lists_a_few_widths_and_counts_the_rest():
+    row = {f"kept_widths.l{i}": [64, 64 - i] for i in range(1, 6)}
+    assert kept_summary(row) == "64→63 ×1, 64→62 ×1, 64→61 ×1, +2 more"
+    assert kept_summary({"kept_widths": {}}) == "none narrowed"
+    assert kept_summary({"params": 3}) == "—"
 
 
 def test_provenance_quotes_how_the_export_graph_ran_and_skips_bundles_without_it():

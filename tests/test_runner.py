@@ -150,10 +150,12 @@ def test_cli_defaults_are_the_settings_defaults() -> None:
 
     options = {p.name: p for p in main.commands["bench"].params}
     options["models"] = options.pop("models_glob")
-    fields = [f for f in dataclasses.fields(BenchSettings) if f.name != "provider"]   # provider has no option
+    # provider options are typed as NAME:KEY=VALUE strings on the command line and parsed into a dict
+    fields = [f for f in dataclasses.fields(BenchSettings) if f.name != "provider_options"]
     assert {f.name for f in fields} <= set(options)
     assert {f.name: options[f.name].default for f in fields} == {f.name: f.default for f in fields}
     assert tuple(options["api"].type.choices) == ("iobinding", "run")
+    assert options["provider_options"].multiple and BenchSettings().provider_options == {}
 
 
 def test_models_glob_selects(bundle: Path, tmp_path: Path) -> None:
@@ -476,7 +478,9 @@ def test_device_isa_flags_parsing() -> None:
 def test_device_command_prints_json() -> None:
     res = CliRunner().invoke(main, ["device", "--label", "x"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["label"] == "x"
+    facts = json.loads(res.stdout)
+    assert facts["label"] == "x" and "CPUExecutionProvider" in facts["providers"]
+    assert {"cores", "temperatures_c", "throttle_count", "rpi_throttled"} <= set(facts["state_now"])
 
 
 # ------------------------------------------------------------------------------------------- packaging, torch-free
@@ -497,8 +501,9 @@ def test_runner_sources_never_mention_torch_imports() -> None:
 
 def test_write_runner_zipapp(bundle: Path, tmp_path: Path) -> None:
     paths = write_runner(bundle)
-    runner, req = bundle / "runner", bundle / "requirements.txt"
-    assert paths == [runner, req]
+    runner, req, install_sh = bundle / "runner", bundle / "requirements.txt", bundle / "install.sh"
+    assert paths == [runner, req, install_sh]
+    assert install_sh.stat().st_mode & stat.S_IXUSR and "runner\" install" in install_sh.read_text()
     assert runner.read_bytes().startswith(b"#!/usr/bin/env python3\n")
     assert runner.stat().st_mode & stat.S_IXUSR
     assert req.read_text() == (REPO / "runners" / "requirements.txt").read_text()
@@ -508,8 +513,9 @@ def test_write_runner_zipapp(bundle: Path, tmp_path: Path) -> None:
     assert "__main__.py" in names
     assert all(n == "__main__.py" or (n.startswith("runners/") and n.endswith(".py")) for n in names), names
     assert not any("__pycache__" in n for n in names)
-    assert {f"runners/{m}.py" for m in ("__init__", "cli", "bench", "bundle", "contract", "device", "errors", "files",
-                                          "memory", "session", "settings", "stats")} <= set(names)
+    assert {f"runners/{m}.py" for m in ("__init__", "cli", "bench", "bundle", "contract", "cpuinfo", "device", "errors",
+                                          "files", "install", "memory", "providers", "session", "settings", "stats",
+                                          "thermal")} <= set(names)
     first = runner.read_bytes()
     write_runner(bundle)
     assert runner.read_bytes() == first  # reproducible archive

@@ -4,6 +4,8 @@ units compute, plans rebuild the pruned model from its run folder, and the ONNX 
 from __future__ import annotations
 
 import copy
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +15,19 @@ from conftest import CLASSES, FEATURES, make_ffn
 from harness.structured import (apply_plan, find_groups, find_heads, find_layers, plan_structured,
                                 prune_structured, structure_ratio)
 from harness.structured.pruner import kept_count
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_example(name: str):
+    spec = importlib.util.spec_from_file_location(f"edgeprune_example_{name}", ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+X_FFN = torch.randn(8, FEATURES, generator=torch.Generator().manual_seed(0))
+X_CNN = torch.randn(8, 36, generator=torch.Generator().manual_seed(0))
 
 try:   # the real model, once it has landed; otherwise a copy of its structure
     from harness.models.text import TransformerClassifier
@@ -107,24 +122,36 @@ def zero_removed(model: nn.Module, plan: dict) -> nn.Module:
     """The unpruned model with every removed unit's weights zeroed, so it computes what the pruned one does."""
     model = copy.deepcopy(model)
     with torch.no_grad():
-        for e in plan["units"]:
+        for e in plan["groups"]:
             drop = [i for i in range(e["size"]) if i not in e["keep"]]
-            producer = model.get_submodule(e["producer"])
-            producer.weight[drop] = 0
-            producer.bias[drop] = 0
-            for name, factor in e["consumers"]:
-                w = model.get_submodule(name).weight
-                for i in drop:
-                    w[:, i * factor:(i + 1) * factor] = 0
+            for name, dim in e["members"]:
+                m = model.get_submodule(name)
+                if dim == "out" and isinstance(m, (nn.Linear, nn.Conv2d)):
+                    m.weight[drop] = 0
+                    if m.bias is not None:
+                        m.bias[drop] = 0
+                elif dim == "in" and isinstance(m, (nn.Linear, nn.Conv2d)):
+                    factor = m.weight.shape[1] // e["size"]
+                    for i in drop:
+                        m.weight[:, i * factor:(i + 1) * factor] = 0
     return model
+
+
+def params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
 
 
 # --- FFN ------------------------------------------------------------------------------------------------------
 
-def test_ffn_groups_exclude_the_output_layer():
-    groups, skipped = find_groups(make_ffn())
-    assert [g.producer for g in groups] == ["layers.0", "layers.1"]
-    assert [c.module for c in groups[0].consumers] == ["layers.1"] and skipped == {"out": "model output"}
+def test_ffn_groups_and_the_output_layer_left_whole():
+    groups, _ = find_groups(make_ffn(), X_FFN, "neurons")
+    assert [g.root for g in groups] == ["layers.0", "layers.1", "out"]
+    assert [(m.module, m.dim) for m in groups[0].members] == [("layers.0", "out"), ("layers.1", "in")]
+    assert [g.reaches_output for g in groups] == [False, False, True] and not any(g.coupled for g in groups)
+    plan = plan_structured(make_ffn(), "neurons", 0.5, example=X_FFN)
+    assert [g["root"] for g in plan["groups"]] == ["layers.0", "layers.1"]
+    assert plan["skipped"] == [{"root": "out", "size": CLASSES, "asked": False,
+                                "reason": "its units are the model's output (the classifier's classes)"}]
 
 
 def test_removing_dead_neurons_leaves_outputs_unchanged():
@@ -133,18 +160,20 @@ def test_removing_dead_neurons_leaves_outputs_unchanged():
         for layer in model.layers:
             layer.weight[:16] = 0
             layer.bias[:16] = 0
-    pruned, plan = prune_structured(model, "neurons", 0.5, "l1")
-    assert [e["keep"] for e in plan["units"]] == [list(range(16, 32))] * 2
+    pruned, plan = prune_structured(model, "neurons", 0.5, "l1", example=X_FFN)
+    assert [e["keep"] for e in plan["groups"]] == [list(range(16, 32))] * 2
     assert [m.out_features for m in pruned.layers] == [16, 16] and pruned.out.in_features == 16
     x = torch.randn(7, FEATURES)
     torch.testing.assert_close(pruned(x), model(x), rtol=0, atol=1e-6)
-    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters()) / 2
+    assert params(pruned) < params(model) / 2
 
 
-@pytest.mark.parametrize("importance", ["l1", "l2"])
+@pytest.mark.parametrize("importance", ["l1", "l2", "taylor", "random"])
 def test_neuron_removal_equals_zeroing_the_removed_units(importance):
     model = make_ffn()
-    pruned, plan = prune_structured(model, "neurons", 0.25, importance, include_next=True)
+    calibration = (torch.randn(32, FEATURES), torch.randint(0, CLASSES, (32,)))
+    pruned, plan = prune_structured(model, "neurons", 0.25, importance, include_next=True, example=X_FFN,
+                                    calibration=calibration)
     x = torch.randn(7, FEATURES)
     torch.testing.assert_close(pruned(x), zero_removed(model, plan)(x), rtol=1e-5, atol=1e-6)
     assert pruned is not model and model.layers[0].out_features == 32    # the input model is untouched
@@ -156,52 +185,202 @@ def test_l1_and_l2_rank_units_differently_when_norms_disagree():
         model.layers[0].weight[0] = 0
         model.layers[0].weight[0, 0] = 10.0                 # one big weight: large L2, moderate L1
         model.layers[0].weight[1] = 0.7                     # many medium weights: large L1, small L2
-    keep = {n: plan_structured(model, "neurons", 1.0, n)["units"][0]["keep"] for n in ("l1", "l2")}
+    keep = {n: plan_structured(model, "neurons", 1.0, n, example=X_FFN)["groups"][0]["keep"] for n in ("l1", "l2")}
     assert keep == {"l1": [1], "l2": [0]}
+
+
+def test_taylor_scores_are_weight_times_gradient_of_the_group():
+    from harness.structured import group_scores
+
+    model = make_ffn()
+    x, y = torch.randn(32, FEATURES), torch.randint(0, CLASSES, (32,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    group = find_groups(model, X_FFN, "neurons")[0][0]
+    w0, w1 = model.layers[0].weight, model.layers[1].weight
+    want = (w0 * w0.grad).abs().sum(1) + (w1 * w1.grad).abs().sum(0)
+    torch.testing.assert_close(group_scores(model, group, "taylor").float(), want.detach(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="labelled calibration batch"):
+        plan_structured(make_ffn(), "neurons", 0.5, "taylor", example=X_FFN)
+
+
+def test_random_importance_is_seeded():
+    keeps = [plan_structured(make_ffn(), "neurons", 0.5, "random", example=X_FFN, seed=s)["groups"][0]["keep"]
+             for s in (0, 0, 1)]
+    assert keeps[0] == keeps[1] != keeps[2]
 
 
 @pytest.mark.parametrize("ratio, round_to, kept", [(0.5, 0, 16), (0.6, 0, 13), (0.6, 8, 16), (0.75, 16, 16),
                                                    (0.99, 8, 8), (1.0, 0, 1), (0.0, 8, 32)])
 def test_kept_widths_and_round_to(ratio, round_to, kept):
     assert kept_count(32, ratio, round_to) == kept
-    pruned, plan = prune_structured(make_ffn(), "neurons", ratio, round_to=round_to)
+    pruned, plan = prune_structured(make_ffn(), "neurons", ratio, round_to=round_to, example=X_FFN)
     assert [m.out_features for m in pruned.layers] == [kept, kept]
     assert structure_ratio(plan) == pytest.approx(1 - kept / 32)
     assert pruned(torch.randn(2, FEATURES)).shape == (2, CLASSES)
 
 
+def test_global_scope_ranks_across_groups_and_the_floor_keeps_every_layer():
+    model = make_ffn()
+    with torch.no_grad():
+        model.layers[1].weight[:, :] = 0.0
+        model.layers[1].weight[0, 0] = 1e-3    # one nearly empty layer: a global ranking takes almost all of it
+    plan = plan_structured(model, "neurons", 0.5, example=X_FFN, scope="global")
+    kept = [len(g["keep"]) for g in plan["groups"]]
+    assert sum(kept) == 32 and kept[1] < 16
+    floored = plan_structured(model, "neurons", 0.5, example=X_FFN, scope="global", floor=0.4)
+    assert all(len(g["keep"]) >= 13 for g in floored["groups"])      # ceil(0.4 * 32)
+    assert sum(len(g["keep"]) for g in floored["groups"]) == 32
+
+
+def test_untouchable_layers_are_left_whole_with_the_reason():
+    plan = plan_structured(make_ffn(), "neurons", 0.5, example=X_FFN, untouchable=("layers.1",))
+    # layers.0's units are read by layers.1, so that group contains the untouchable layer too
+    assert plan["groups"] == []
+    assert {s["root"]: s["reason"] for s in plan["skipped"]}["layers.1"] == \
+        "it contains layers.1, which is marked untouchable"
+
+
 # --- CNN with BatchNorm and a residual block ------------------------------------------------------------------
 
-def test_cnn_groups_couple_bn_and_flatten_and_leave_the_residual_alone():
-    groups, skipped = find_groups(make_cnn())
-    by = {g.producer: g for g in groups}
-    assert set(by) == {"conv2", "conv4", "fc1"}
-    assert by["conv2"].norms == ["bn2"] and [(c.module, c.factor) for c in by["conv2"].consumers] == [("conv3", 1)]
-    assert [(c.module, c.factor) for c in by["conv4"].consumers] == [("fc1", 9)]   # 6 channels x 3x3 -> 54
-    assert "residual" in skipped["conv1"] and "residual" in skipped["conv3"]
+def test_cnn_groups_couple_bn_flatten_and_the_residual_add():
+    groups, _ = find_groups(make_cnn(), X_CNN, "channels")
+    by = {g.root: g for g in groups}
+    residual = next(g for g in groups if "conv1" in g.producers)        # rooted at conv1 or conv3
+    assert set(by) == {"conv2", "conv4", "fc1", "fc2", residual.root}
+    assert [(m.module, m.dim) for m in by["conv2"].members] == [("conv2", "out"), ("bn2", "out"), ("conv3", "in")]
+    assert residual.coupled and sorted(residual.producers) == ["conv1", "conv3"]   # the residual pair
+    assert {(m.module, m.dim) for m in residual.members} >= {("bn1", "out"), ("conv2", "in"), ("conv4", "in")}
+    assert by["conv4"].members[-1].module == "fc1" and by["conv4"].members[-1].width == 54   # 6 channels x 3x3
 
 
-def test_cnn_channel_removal_is_runnable_and_equals_zeroed_channels():
+@pytest.mark.parametrize("coupled", [False, True])
+def test_cnn_channel_removal_equals_zeroed_channels(coupled):
     model = make_cnn()
-    with torch.no_grad():   # zero conv2's channels 0..5 and conv4's channels 0..2, BN maps them to a constant
-        model.conv2.weight[:6] = 0
-        model.conv2.bias[:6] = 0
-        model.conv4.weight[:3] = 0
-        model.conv4.bias[:3] = 0
-    pruned, plan = prune_structured(model, "channels", 0.5, "l1")
-    assert [e["producer"] for e in plan["units"]] == ["conv2", "conv4"]
-    assert plan["units"][0]["keep"] == list(range(6, 12)) and plan["units"][1]["keep"] == [3, 4, 5]
+    pruned, plan = prune_structured(model, "channels", 0.5, "l1", example=X_CNN, coupled=coupled)
+    producers = sorted(p for g in plan["groups"] for p, dim in g["members"] if dim == "out" and p.startswith(("c", "f")))
+    assert producers == (["conv1", "conv2", "conv3", "conv4", "fc1"] if coupled else ["conv2", "conv4", "fc1"])
     assert (pruned.conv2.out_channels, pruned.bn2.num_features, pruned.conv3.in_channels) == (6, 6, 6)
     assert (pruned.conv4.out_channels, pruned.fc1.in_features) == (3, 27)
-    assert pruned.conv1.out_channels == 8 and pruned.conv3.out_channels == 8     # residual pair kept whole
-    x = torch.randn(4, 36)
-    # bn2 maps a zero channel to a constant that conv3 then reads: equality needs conv3's columns zeroed too
-    torch.testing.assert_close(pruned(x), zero_removed(model, plan)(x), rtol=1e-5, atol=1e-5)
-    with torch.no_grad():   # without BN's shift and mean the zeroed channels are exactly dead
-        model.bn2.bias[:6] = 0
-        model.bn2.running_mean[:6] = 0
-    pruned_again, _ = prune_structured(model, "channels", 0.5, "l1")
-    torch.testing.assert_close(pruned_again(x), model(x), rtol=1e-5, atol=1e-5)
+    assert (pruned.conv1.out_channels, pruned.conv3.out_channels) == ((4, 4) if coupled else (8, 8))
+    skipped = {s["root"]: s for s in plan["skipped"]}
+    assert skipped["fc2"]["asked"] is False
+    assert coupled or any("residual add" in s["reason"] for s in plan["skipped"])
+    # the pruned model computes what the unpruned one does with the removed channels' input columns zeroed
+    zeroed = copy.deepcopy(model)
+    with torch.no_grad():
+        for g in plan["groups"]:
+            drop = [i for i in range(g["size"]) if i not in g["keep"]]
+            for name, dim in g["members"]:
+                m = zeroed.get_submodule(name)
+                if dim == "in":
+                    factor = m.weight.shape[1] // g["size"]
+                    for i in drop:
+                        m.weight[:, i * factor:(i + 1) * factor] = 0
+    torch.testing.assert_close(pruned(X_CNN), zeroed(X_CNN), rtol=1e-5, atol=1e-5)
+
+
+def test_small_cnn_example_matches_torch_pruning_at_half_the_channels():
+    """The worked example at 50%: edgeprune's plan gives the same architecture as Torch-Pruning's own pruner
+    (2,626 of 9,850 parameters, as measured in issue 12), and the classifier keeps its 10 classes."""
+    import torch_pruning as tp
+
+    cnn = load_example("small_cnn")
+    torch.manual_seed(0)
+    model, x = cnn.SmallCNN().eval(), torch.randn(4, 1, 20, 20)
+    pruned, plan = prune_structured(model, "channels", 0.5, example=x, coupled=True)
+    reference = copy.deepcopy(model)
+    tp.pruner.BasePruner(reference, x, importance=tp.importance.GroupMagnitudeImportance(p=1), pruning_ratio=0.5,
+                         ignored_layers=[reference.fc]).step()
+    assert params(model) == 9850 and params(pruned) == params(reference) == 2626
+    assert [str(m) for m in pruned.modules()] == [str(m) for m in reference.modules()]
+    assert pruned(x).shape == (4, 10) and structure_ratio(plan) == 0.5
+
+
+# --- graphs Torch-Pruning must couple: depthwise, concat; and an operation it cannot see into ------------------
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: expand 1x1, depthwise 3x3, project 1x1, residual add."""
+
+    def __init__(self, c=8, expand=3):
+        super().__init__()
+        h = c * expand
+        self.expand, self.bn1 = nn.Conv2d(c, h, 1, bias=False), nn.BatchNorm2d(h)
+        self.dw, self.bn2 = nn.Conv2d(h, h, 3, padding=1, groups=h, bias=False), nn.BatchNorm2d(h)
+        self.project, self.bn3 = nn.Conv2d(h, c, 1, bias=False), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = nn.functional.relu6(self.bn1(self.expand(x)))
+        return x + self.bn3(self.project(nn.functional.relu6(self.bn2(self.dw(y)))))
+
+
+class Branches(nn.Module):
+    """Two convolutions concatenated, one custom channel-mixing operation, a classifier."""
+
+    def __init__(self, mix=""):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.block = InvertedResidual(8)
+        self.a, self.b = nn.Conv2d(8, 6, 3, padding=1), nn.Conv2d(8, 4, 1)
+        self.merge = nn.Conv2d(10, 12, 1)
+        self.mix_kind = mix
+        self.mix = nn.Parameter(torch.randn(12, 12) / 4) if mix == "einsum" else None
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):
+        x = self.block(torch.relu(self.stem(x)))
+        y = torch.relu(self.merge(torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], 1)))
+        if self.mix_kind == "einsum":       # channels mixed by a raw parameter: no layer the graph knows
+            y = torch.einsum("bchw,cd->bdhw", y, self.mix)
+        elif self.mix_kind == "flip":       # channels reordered: runs after pruning, but pairs the wrong columns
+            y = y.flip(1)
+        return self.fc(y.mean((2, 3)))
+
+
+def make_branches(mix=""):
+    torch.manual_seed(0)
+    model = Branches(mix).eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+X_IMG = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def test_depthwise_groups_follow_and_concat_maps_channels():
+    model = make_branches()
+    pruned, plan = prune_structured(model, "channels", 0.5, example=X_IMG, coupled=True)
+    dw = pruned.block.dw
+    assert (pruned.block.expand.out_channels, dw.in_channels, dw.out_channels, dw.groups) == (12, 12, 12, 12)
+    assert (pruned.a.out_channels, pruned.b.out_channels, pruned.merge.in_channels) == (3, 2, 5)
+    assert pruned.stem.out_channels == pruned.block.project.out_channels == 4     # the residual pair together
+    assert pruned(X_IMG).shape == (6, 3) and not [s for s in plan["skipped"] if s["asked"]]
+
+
+@pytest.mark.parametrize("mix, words", [("einsum", "fails its forward pass"), ("flip", "does not model")])
+def test_an_operation_the_graph_cannot_see_into_leaves_its_group_whole_with_the_reason(mix, words):
+    model = make_branches(mix)
+    pruned, plan = prune_structured(model, "channels", 0.5, example=X_IMG, coupled=True)
+    skipped = {s["root"]: s for s in plan["skipped"]}
+    assert skipped["merge"]["asked"] is True and words in skipped["merge"]["reason"]
+    assert pruned.merge.out_channels == 12 and pruned.fc.in_features == 12      # left whole
+    assert pruned.a.out_channels == 3 and pruned.block.dw.groups == 12            # the others are pruned
+    assert pruned(X_IMG).shape == (6, 3)
+    assert 0 < structure_ratio(plan) < 0.5      # the asked-for group counts as removing nothing
+
+
+def test_old_plans_of_single_producers_replay_through_the_graph():
+    """Run folders written before the dependency graph hold {"units": [...]}: they rebuild the same model."""
+    model = make_ffn()
+    pruned, plan = prune_structured(model, "neurons", 0.5, example=X_FFN)
+    old = {"kind": "neurons", "heads": [], "layers": [],
+           "units": [{"producer": g["root"], "size": g["size"], "norms": [], "consumers": [], "keep": g["keep"]}
+                     for g in plan["groups"]]}
+    fresh = apply_plan(make_ffn(seed=1), old, example=X_FFN)
+    fresh.load_state_dict(pruned.state_dict())
+    torch.testing.assert_close(fresh(X_FFN), pruned(X_FFN), rtol=0, atol=0)
 
 
 # --- Transformer: heads and layers ----------------------------------------------------------------------------
@@ -210,8 +389,8 @@ def test_transformer_discovery():
     model = make_transformer()
     assert [h.module for h in find_heads(model)] == [f"layers.{i}.attn" for i in range(3)]
     assert [(lg.module, lg.size) for lg in find_layers(model)] == [("layers", 3)]
-    groups, _ = find_groups(model)
-    assert [g.producer for g in groups] == [f"layers.{i}.fc1" for i in range(3)]
+    plan = plan_structured(model, "neurons", 0.5, example=tokens())
+    assert [g["root"] for g in plan["groups"]] == [f"layers.{i}.fc1" for i in range(3)]
 
 
 def test_head_removal_equals_masking_those_heads():
@@ -243,9 +422,9 @@ def test_layer_removal_drops_blocks_with_the_smallest_residual_output():
 
 def test_ffn_neurons_of_a_transformer_and_plan_reapplied_to_a_fresh_model():
     model = make_transformer()
-    pruned, plan = prune_structured(model, "neurons", 0.5, round_to=8)
+    pruned, plan = prune_structured(model, "neurons", 0.5, round_to=8, example=tokens())
     assert all(layer.fc1.out_features == 16 and layer.fc2.in_features == 16 for layer in pruned.layers)
-    fresh = apply_plan(make_transformer(seed=1), plan)
+    fresh = apply_plan(make_transformer(seed=1), plan, example=tokens())
     fresh.load_state_dict(pruned.state_dict())
     torch.testing.assert_close(fresh(tokens()), pruned(tokens()))
 
@@ -278,7 +457,7 @@ def test_structured_onnx_export_is_smaller(tmp_path, tiny_task):
     from exporters.onnx_export import export_onnx, max_abs_diff
 
     model = make_ffn(hidden=128)
-    pruned, _ = prune_structured(model, "neurons", 0.5)
+    pruned, _ = prune_structured(model, "neurons", 0.5, example=tiny_task.eval_x[:4])
     export_onnx(model, tiny_task.eval_x[:1], tmp_path / "dense.onnx")
     export_onnx(pruned, tiny_task.eval_x[:1], tmp_path / "pruned.onnx")
     dense, small = (tmp_path / "dense.onnx").stat().st_size, (tmp_path / "pruned.onnx").stat().st_size

@@ -7,7 +7,7 @@ from torch import nn
 
 from harness.data import TaskData
 from harness.experiments.rounds import pruning_rounds
-from harness.experiments.settings import PruneSettings, TrainSettings
+from harness.experiments.settings import PruneSettings, TrainSettings, task_loss
 from harness.experiments.store import load_tensors, train_folder
 from harness.experiments.variant import Variant
 from harness.training import seed_everything, train
@@ -41,6 +41,7 @@ def imp_with_rewinding(root, ts: TrainSettings, ps: PruneSettings, rounds: int, 
         rewind(model, init_state)
         seed_everything(ts.seed)
         return {"train": train(model, task.train_x, task.train_y, ts.train_config, seed=ts.seed,
-                               label=f"imp {ps.method} round {it}/{rounds}", quiet=quiet)}
+                               label=f"imp {ps.method} round {it}/{rounds}", quiet=quiet,
+                               loss_fn=task_loss(task))}
 
     return pruning_rounds(root, ts, ps, rounds, task, "imp", after_prune=rewind_and_retrain, quiet=quiet)

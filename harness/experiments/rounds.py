@@ -9,7 +9,7 @@ from torch import nn
 
 from harness.data import TaskData
 from harness.experiments.baseline import trained_baseline
-from harness.experiments.settings import PruneSettings, TrainSettings
+from harness.experiments.settings import PruneSettings, TrainSettings, task_loss
 from harness.experiments.store import ensure_config, experiment_folder, variant_name
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness.pruning import PruneContext, get_method
@@ -47,6 +47,8 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
     prune_step = get_method(ps.method)
     inputs, labels = calibration_batch(task, ps)
     ctx = PruneContext(calibration=inputs, calibration_labels=labels, seed=ts.seed)
+    if task_loss(task) is not None:
+        ctx.loss_fn = task_loss(task)
     variants, previous = [], base
     for it in range(rounds + 1):
         it_folder = round_folder(folder, it)

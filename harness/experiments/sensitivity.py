@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+import numpy as np
 from torch import nn
 from torch.nn.utils import prune
 
@@ -84,19 +85,20 @@ def _prune_unstructured(model: nn.Module, group: ComponentGroup, ratio: float) -
     return pruned, removed
 
 
-def _prune_structured(model: nn.Module, group: ComponentGroup, ratio: float, importance: str) -> nn.Module:
+def _prune_structured(model: nn.Module, group: ComponentGroup, ratio: float, importance: str,
+                      example: np.ndarray) -> nn.Module:
     pruned = model
     for kind, names in group.structures:   # heads first, then neurons: names refer to the unpruned model
         if names:
-            pruned, _ = prune_structured(pruned, kind, ratio, importance, select=names.__contains__)
+            pruned, _ = prune_structured(pruned, kind, ratio, importance, select=names.__contains__, example=example)
     return pruned if pruned is not model else copy.deepcopy(model)
 
 
-def _structurable(model: nn.Module, group: ComponentGroup) -> bool:
+def _structurable(model: nn.Module, group: ComponentGroup, example: np.ndarray) -> bool:
     """Whether the group has units the pruner may remove (a model's output layer, e.g., has none)."""
     for kind, names in group.structures:
-        plan = plan_structured(model, kind, 0.5, select=names.__contains__) if names else {}
-        if plan.get("units") or plan.get("heads"):
+        plan = plan_structured(model, kind, 0.5, select=names.__contains__, example=example) if names else {}
+        if plan.get("groups") or plan.get("heads"):
             return True
     return False
 
@@ -105,17 +107,18 @@ def sensitivity_rows(model: nn.Module, task: TaskData, model_name: str, ss: Sens
     device = current_device()           # every accuracy of the analysis on one device, the baseline's too
     baseline = metrics.accuracy(model, task.eval_x, task.eval_y, device)
     total = metrics.count_parameters(model)[0]
+    example = task.train_x[:16]
     rows = []
     for group in component_groups(model):
         group_params = sum(model.get_submodule(n).weight.numel() for n in group.weights)
         for kind in ss.kinds:
-            if not group.weights or kind == "structured" and not _structurable(model, group):
+            if not group.weights or kind == "structured" and not _structurable(model, group, example):
                 continue
             for ratio in ss.ratios:
                 if kind == "unstructured":
                     pruned, removed = _prune_unstructured(model, group, ratio)
                 else:
-                    pruned = _prune_structured(model, group, ratio, ss.importance)
+                    pruned = _prune_structured(model, group, ratio, ss.importance, example)
                     removed = total - metrics.count_parameters(pruned)[0]
                 rows.append({"task": task.name, "model": model_name, "group": group.name, "kind": kind,
                              "ratio": ratio,

@@ -18,13 +18,15 @@ class TrainSettings:
     seed: int = 0
     train_limit: int | None = None    # None: the whole training split
     eval_limit: int | None = None     # None: the whole eval split
+    optimizer: str = "adam"           # harness.training.OPTIMIZERS
+    loss: str = ""                    # "": cross-entropy; else the name of the task's own loss (TaskData.extra)
 
     def __post_init__(self):
         object.__setattr__(self, "model_kwargs", tuple(sorted(dict(self.model_kwargs).items())))
 
     @property
     def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr)
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer)
 
     @property
     def kwargs(self) -> dict:
@@ -53,3 +55,9 @@ PROFILES = {
     # Same pipeline on a small subset with one epoch: the whole export in about two minutes on 2 cores.
     "quick": Profile("quick", epochs=1, train_limit=6000, eval_limit=2000),
 }
+
+
+def task_loss(task):
+    """The loss a task trains with: its own (a user's plugin may bring one, in `extra["loss_fn"]`) or None, which
+    harness.training.train reads as cross-entropy."""
+    return task.extra.get("loss_fn")

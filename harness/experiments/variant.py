@@ -43,7 +43,7 @@ class Variant:
         model = build_architecture(self.model, task)
         if self.model.get("plan"):   # structured pruning: slice the base architecture before loading weights
             from harness.structured import apply_plan
-            apply_plan(model, self.model["plan"])
+            apply_plan(model, self.model["plan"], example=task.train_x[:2])
         model.load_state_dict(load_tensors(self.folder / "state.pt"))
         if with_masks and (self.folder / "masks.pt").exists():
             apply_masks(model, load_tensors(self.folder / "masks.pt"))

@@ -17,6 +17,8 @@ from harness.errors import EdgepruneError
 from harness.metrics import prunable_names, prunable_parameters
 from harness.pruning.local import effective_weights, prune_per_group
 
+WANDA_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)     # layers whose input columns a forward hook can read
+
 
 def _input_columns(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The layer's input as [tokens, fan_in] in the column order of weight.reshape(out, -1)."""
@@ -39,6 +41,8 @@ def input_feature_norms(model: nn.Module, calibration: np.ndarray) -> dict[str, 
     sums: dict[str, torch.Tensor] = {}
     handles = []
     for name, (module, _) in zip(prunable_names(model), prunable_parameters(model)):
+        if not isinstance(module, WANDA_TYPES):
+            continue
         def hook(mod, inputs, output, name=name):
             cols = _input_columns(mod, inputs[0].detach().double())
             sums[name] = sums.get(name, 0) + (cols ** 2).sum(dim=0)
@@ -60,5 +64,8 @@ def wanda(model: nn.Module, amount: float, ctx) -> None:
         raise EdgepruneError("wanda needs a calibration batch of training inputs (PruneContext.calibration).")
     norms = input_feature_norms(model, ctx.calibration)
     weights = effective_weights(model)
-    scores = {name: w.abs().reshape(w.shape[0], -1).double() * norms[name][None, :] for name, w in weights.items()}
+    # Recurrent and embedding weights (prunable when the user opts in) have no input a hook outside the layer sees
+    # (a GRU's hidden state, a token's one-hot row): they are ranked by |w| within the row, Wanda without X.
+    scores = {name: w.abs().reshape(w.shape[0], -1).double() * (norms[name][None, :] if name in norms else 1.0)
+              for name, w in weights.items()}
     prune_per_group(model, amount, scores, per_row=True)

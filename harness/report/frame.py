@@ -85,7 +85,10 @@ def technique_label(row: Mapping[str, Any]) -> str:
     if experiment == BASELINE or (method in NO_METHOD and not experiment):
         return "none (dense)"
     if experiment == STRUCTURED:
-        ratio = row.get("structure_ratio")
+        # the ratio asked for names the variant (what was removed is its own column); manifests before
+        # structure_ratio_asked have only structure_ratio
+        ratio = row.get("structure_ratio_asked")
+        ratio = row.get("structure_ratio") if is_missing(ratio) else ratio
         text = method + ("" if is_missing(ratio) else f" {float(ratio):.0%}")
         finetuned = row.get("finetuned")
         return text + (" + fine-tune" if finetuned is True or finetuned == 1 else "")

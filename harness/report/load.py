@@ -1,6 +1,6 @@
 """Read a bundle's manifest and device results, check they belong together, and merge them into one DataFrame.
 
-The merged frame has one row per (device result, model file): the manifest's model fields (host numbers from torch),
+The merged frame has one row per (device result, execution provider, model file): the manifest's model fields (host numbers from torch),
 the file's fields, the device facts and bench settings of the result (`device.*`, `settings.*`), and what the runner
 measured for that file. Every derived number the report shows (percentages, seconds, MB, the accuracy flag) is
 defined once here, in `add_derived_columns`.
@@ -21,6 +21,7 @@ import pandas as pd
 from harness.report.errors import ReportError
 from runners.contract import (EXPORT_RUN, ONNX_INT8_DYNAMIC, SAME_WEIGHTS_FORMATS, ContractError, format_key,
                               validate_manifest, validate_result)
+from runners.providers import short_name
 
 
 # A device accuracy further than this from the host's (in percentage points) is flagged in the report.
@@ -28,7 +29,8 @@ ACCURACY_FLAG_PP = 0.1
 BYTES_PER_MB = 1e6
 
 TEXT_COLUMNS = [
-    "device", "result_path", "name", "series", "task", "experiment", "method", "file", "format", "status", "error",
+    "device", "provider", "result_path", "name", "series", "task", "experiment", "method", "file", "format", "status",
+    "error",
 ]
 NUMBER_COLUMNS = [
     "result_index", "order", "iteration", "plan_index", "seed", "sparsity", "params", "nonzero_params", "host_accuracy",
@@ -110,10 +112,34 @@ def call_api(settings: Mapping[str, Any]) -> str:
     return str(settings.get("api") or "run")
 
 
-def device_labels(results: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -> list[str]:
-    """One distinct label per result: the device label plus threads and batch, so runs with other settings on the
-    same machine stay separate devices; exact repeats get "#2", "#3"."""
-    labels = []
+CPU_PROVIDER = "CPUExecutionProvider"
+
+
+def result_providers(result: Mapping[str, Any]) -> list[str]:
+    """The execution providers a result measured, in its order; results from runner 0.3 and older name one (or
+    none: they all used the CPU provider)."""
+    settings = result.get("settings") or {}
+    named = settings.get("providers") or [settings.get("provider") or CPU_PROVIDER]
+    seen = [e.get("provider") for e in result.get("models") or [] if isinstance(e, Mapping) and e.get("provider")]
+    return list(dict.fromkeys([*named, *seen]))
+
+
+def device_flags(device: Mapping[str, Any]) -> list[str]:
+    """What the label of a device says beside every number of it: an emulated CPU, a frequency drop, throttling."""
+    during = device.get("during_run") or {}
+    flags = ["emulated: timings functional only"] if device.get("emulated") is True else []
+    if during.get("throttled") is True:
+        flags.append("throttled during the run")
+    if during.get("frequency_dropped") is True:
+        flags.append("CPU frequency dropped during the run")
+    return flags
+
+
+def device_labels(results: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -> list[list[tuple[str, str]]]:
+    """Per result, one (provider, label) per provider it measured: the device label plus threads and batch, so runs
+    with other settings on the same machine stay separate devices, the provider where it is not the CPU one or the
+    result measured several, and the device's flags (device_flags); exact repeats get "#2", "#3"."""
+    labels: list[list[tuple[str, str]]] = []
     for result, path in zip(results, paths):
         device = result.get("device") or {}
         settings = result.get("settings") or {}
@@ -123,13 +149,21 @@ def device_labels(results: Sequence[Mapping[str, Any]], paths: Sequence[Path]) -
         batch = settings.get("batch_size", settings.get("batch_sizes"))
         batch_text = "?" if batch is None else (",".join(map(str, batch)) if isinstance(batch, list) else str(batch))
         api_text = "" if call_api(settings) == "iobinding" else f", {call_api(settings)} calls"
-        labels.append(f"{base} (threads {threads_text}, batch {batch_text}{api_text})")
-    totals = Counter(labels)
+        providers = result_providers(result)
+        flags = "".join(f" ⚠ {flag}" for flag in device_flags(device))
+        labels.append([(provider, f"{base}"
+                        + (f" [{short_name(provider)}]" if len(providers) > 1 or provider != CPU_PROVIDER else "")
+                        + f" (threads {threads_text}, batch {batch_text}{api_text}){flags}")
+                       for provider in providers])
+    totals = Counter(label for per_result in labels for _, label in per_result)
     seen: Counter[str] = Counter()
     distinct = []
-    for label in labels:
-        seen[label] += 1
-        distinct.append(label if totals[label] == 1 or seen[label] == 1 else f"{label} #{seen[label]}")
+    for per_result in labels:
+        renamed = []
+        for provider, label in per_result:
+            seen[label] += 1
+            renamed.append((provider, label if totals[label] == 1 or seen[label] == 1 else f"{label} #{seen[label]}"))
+        distinct.append(renamed)
     return distinct
 
 
@@ -158,20 +192,24 @@ def _manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _measured_fields(entry: Mapping[str, Any], taken: set[str]) -> dict[str, Any]:
-    measured = flatten({k: v for k, v in entry.items() if k not in ("name", "file", "format", "accuracy")})
+    measured = flatten({k: v for k, v in entry.items() if k not in ("name", "file", "format", "accuracy", "provider")})
     measured["device_accuracy"] = entry.get("accuracy")
     # A runner key that clashes with a manifest key keeps both numbers apart instead of overwriting.
     return {(f"measured.{key}" if key in taken else key): value for key, value in measured.items()}
 
 
-def _result_rows(result: Mapping[str, Any], path: Path, index: int, label: str,
+def _result_rows(result: Mapping[str, Any], path: Path, index: int, label: str, provider: str,
                  manifest_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of one (result, provider): entries without a provider (runner 0.3 and older) belong to the
+    result's first provider."""
     device_fields = flatten({"device": result.get("device") or {}, "settings": result.get("settings") or {}})
     device_fields.update({
-        "device": label, "result_path": str(path), "result_index": index,
+        "device": label, "provider": provider, "result_path": str(path), "result_index": index,
         "runner_version": result.get("runner_version"), "result_created": result.get("created"),
     })
-    entries = [entry for entry in result["models"] if isinstance(entry, Mapping)]
+    first = result_providers(result)[0]
+    entries = [entry for entry in result["models"] if isinstance(entry, Mapping)
+               and (entry.get("provider") or first) == provider]
     by_file = {entry.get("file"): entry for entry in entries if entry.get("file")}
     by_name_format = {(entry.get("name"), entry.get("format")): entry for entry in entries}
     used: set[int] = set()
@@ -181,7 +219,8 @@ def _result_rows(result: Mapping[str, Any], path: Path, index: int, label: str,
                                                                          manifest_row["format"]))
         row = {**manifest_row, **device_fields}
         if entry is None:
-            row.update(status="missing", error=f"not measured: {Path(path).name} has no entry for this file")
+            row.update(status="missing", error=f"not measured: {Path(path).name} has no entry for this file"
+                                               f"{'' if provider == first else ' with ' + provider}")
         else:
             used.add(id(entry))
             row.update(_measured_fields(entry, set(row)))
@@ -244,7 +283,9 @@ def variant_series(frame: pd.DataFrame) -> pd.Series:
 
 
 def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
-    """One row per (device result, model file), with manifest fields, device facts and measurements.
+    """One row per (device result, provider, model file), with manifest fields, device facts and measurements; a
+    result that benched several providers becomes one device per provider, so every section compares them side by
+    side.
 
     frame.attrs holds what is not per row: "host" (the workstation's device facts), "bundle_dir", "bundle_id",
     "manifest" (created, profile, edgeprune_version, sensitivity, export) and "results"
@@ -257,8 +298,9 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     results = [read_result(path, manifest, Path(bundle_dir)) for path in paths]
     labels = device_labels(results, paths)
     manifest_rows = _manifest_rows(manifest)
-    rows = [row for index, (result, path, label) in enumerate(zip(results, paths, labels))
-            for row in _result_rows(result, path, index, label, manifest_rows)]
+    rows = [row for index, (result, path, per_result) in enumerate(zip(results, paths, labels))
+            for provider, label in per_result
+            for row in _result_rows(result, path, index, label, provider, manifest_rows)]
     frame = pd.DataFrame(rows)
     for column in TEXT_COLUMNS + NUMBER_COLUMNS:
         if column not in frame:
@@ -279,7 +321,8 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
         "bundle_id": manifest["bundle_id"],
         "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity",
                                                         EXPORT_RUN)},
-        "results": [{"path": str(path), "device": label} for path, label in zip(paths, labels)],
+        "results": [{"path": str(path), "device": label, "provider": provider}
+                    for path, per_result in zip(paths, labels) for provider, label in per_result],
     }
     return frame
 

@@ -1,46 +1,56 @@
-"""Which tensors shrink together: found by torch.fx tracing for unknown models, by attributes for attention.
+"""Which tensors shrink together: Torch-Pruning's dependency graph (DepGraph) for channels and hidden units, module
+attributes for attention heads and removable layers.
 
-A *group* is one producer (Linear or Conv2d) whose output units can be removed, with everything that must follow:
-the BatchNorm on its output, and the input columns/channels of the layers that read it. Its output may pass
-through element-wise activations, dropout, pooling and flatten. Anything else on the way (a residual add,
-a concat, a reshape, the model's output) couples the units to something we do not slice, so the producer is
-left alone: residual-path channels are never pruned (the reason is recorded in `skipped`).
+A *group* is every tensor dimension that loses the same units when one layer (the root) loses output units: the
+BatchNorm/LayerNorm on that output, the input columns or channels of every layer that reads it, and, through residual
+adds, concatenations, depthwise convolutions, flatten, pooling and `.mean`, every other layer tied to it (all of a
+residual stage's convolutions form one group). Torch-Pruning finds groups by tracing autograd on an example batch;
+edgeprune names their members (a plan is JSON), says which layers produce the units, and leaves the decision of
+whether a group may be pruned to the pruner (harness.structured.pruner).
 """
 
 from __future__ import annotations
 
-import operator
+import warnings
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-import torch.fx
-import torch.nn.functional as F
+import torch_pruning as tp
 from torch import nn
 
-# Modules and functions that keep each unit separate (unit i of the output depends only on unit i of the input).
-PASSTHROUGH_MODULES = (nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Hardswish,
-                       nn.Dropout, nn.Dropout2d, nn.Identity, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
-                       nn.AdaptiveMaxPool2d, nn.Flatten)
-PASSTHROUGH_FUNCTIONS = {torch.relu, F.relu, F.gelu, F.silu, torch.tanh, torch.sigmoid, F.dropout, F.leaky_relu,
-                         F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, torch.flatten}
-PASSTHROUGH_METHODS = {"relu", "flatten", "tanh", "sigmoid", "contiguous"}
-NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-RESIDUAL = {operator.add, torch.add, operator.iadd, "add", "add_"}
+CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# Output units of which layers a structure kind removes (each is the root of one group).
+ROOT_TYPES = {"neurons": (nn.Linear,), "channels": (*CONV, nn.Linear)}
 
 
 @dataclass
-class Consumer:
+class Member:
+    """One pruned dimension of a named module: its output units ("out") or its inputs ("in")."""
     module: str
-    factor: int = 1      # input features per unit: > 1 when a flatten spreads a channel over H*W features
+    dim: str
+    type: str
+    width: int                      # the dimension's size before pruning
 
 
 @dataclass
 class Group:
-    """Output units of `producer` (rows of a Linear, filters of a Conv2d) and what must shrink with them."""
-    producer: str
-    size: int
-    norms: list[str] = field(default_factory=list)
-    consumers: list[Consumer] = field(default_factory=list)
+    """The output units of `root` and every named dimension that must lose the same units."""
+    root: str
+    size: int                        # units of the root's output
+    members: list[Member] = field(default_factory=list)
+    channel_groups: int = 1          # a grouped convolution in the group: units repeat once per conv group
+    reaches_output: bool = False     # the units are (part of) the model's output
+
+    @property
+    def producers(self) -> list[str]:
+        """Layers that compute these units from all of their inputs (Conv with groups=1 or grouped, Linear):
+        more than one means the units are shared through a residual add (or another element-wise join)."""
+        return [m.module for m in self.members if m.dim == "out" and m.type in ("Linear", "Conv")]
+
+    @property
+    def coupled(self) -> bool:
+        return len(self.producers) > 1
 
 
 @dataclass
@@ -58,80 +68,56 @@ class LayerGroup:
     size: int
 
 
-def _is_sliceable(module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) or (isinstance(module, nn.Conv2d) and module.groups == 1)
+def as_example(example) -> torch.Tensor:
+    """A torch batch from numpy rows (at least two, so no size-1 batch dimension is special-cased while tracing)."""
+    x = torch.from_numpy(np.ascontiguousarray(example)) if isinstance(example, np.ndarray) else example
+    return x if len(x) >= 2 else torch.cat([x, x])
 
 
-def _is_passthrough(node: torch.fx.Node, modules: dict[str, nn.Module]) -> bool:
-    if node.op == "call_module":
-        return isinstance(modules[node.target], PASSTHROUGH_MODULES)
-    if node.op == "call_function":
-        if node.target is torch.flatten:
-            return (node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)) == 1
-        return node.target in PASSTHROUGH_FUNCTIONS
-    if node.op == "call_method":
-        if node.target == "flatten":
-            return (node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)) == 1
-        return node.target in PASSTHROUGH_METHODS
-    return False
+def dependency_graph(model: nn.Module, example) -> tp.DependencyGraph:
+    """Torch-Pruning's graph of `model` traced on `example` (autograd must be on; the model is put in eval mode)."""
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # unknown ops and unwrapped parameters: the pruner checks groups itself
+        return tp.DependencyGraph().build_dependency(model, example_inputs=as_example(example), verbose=False)
 
 
-def _follow(start: torch.fx.Node, modules: dict[str, nn.Module], size: int) -> tuple[Group | None, str]:
-    """Walk every use of `start`'s output; a group when all paths end in sliceable consumers."""
-    group = Group(producer=start.target, size=size)
-    stack, seen = list(start.users), set()
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        if node.op == "call_module" and isinstance(modules[node.target], NORMS):
-            if modules[node.target].num_features != size or len(node.users) == 0:
-                return None, "norm width differs"
-            group.norms.append(node.target)
-            stack.extend(node.users)
-        elif node.op == "call_module" and _is_sliceable(modules[node.target]):
-            m = modules[node.target]
-            width = m.in_features if isinstance(m, nn.Linear) else m.in_channels
-            if width % size:
-                return None, f"{node.target} reads {width} features from {size} units"
-            group.consumers.append(Consumer(node.target, width // size))
-        elif _is_passthrough(node, modules):
-            stack.extend(node.users)
-        elif node.target in RESIDUAL:
-            return None, "residual add (coupled with the skip path)"
-        elif node.op == "output":
-            return None, "model output"
-        else:
-            return None, f"used by {node.op} {getattr(node.target, '__name__', node.target)}"
-    if not group.consumers:
-        return None, "no consumer"
-    return group, ""
+def _member(dg: tp.DependencyGraph, dep, idxs) -> Member | None:
+    module = dep.target.module
+    name = dg._module2name.get(module)
+    if name is None or not isinstance(module, nn.Module):
+        return None                          # an operation (add, relu, reshape), not a layer with weights
+    dim = "out" if dg.is_out_channel_pruning_fn(dep.handler) else "in"
+    kind = ("Conv" if module.groups == 1 else "GroupedConv" if module.groups < module.in_channels else
+            "DepthwiseConv") if isinstance(module, CONV) else type(module).__name__
+    width = dg.get_out_channels(module) if dim == "out" else dg.get_in_channels(module)
+    return Member(name, dim, kind, int(width) if width is not None else len(idxs))
 
 
-def find_groups(model: nn.Module) -> tuple[list[Group], dict[str, str]]:
-    """(groups, skipped producer -> reason), in model order. Needs a model torch.fx can trace."""
-    try:
-        graph = torch.fx.symbolic_trace(model).graph
-    except Exception as exc:   # data-dependent control flow: such models get heads/layers pruning only
-        return [], {"<model>": f"not traceable by torch.fx: {type(exc).__name__}"}
-    modules = dict(model.named_modules())
-    groups, skipped, counted = [], {}, set()
-    for node in graph.nodes:
-        if node.op != "call_module" or not _is_sliceable(modules[node.target]):
-            continue
-        if node.target in counted:        # a module called twice shares weights across calls: leave it
-            skipped[node.target] = "called more than once"
-            groups = [g for g in groups if g.producer != node.target]
-            continue
-        counted.add(node.target)
-        m = modules[node.target]
-        group, reason = _follow(node, modules, m.out_features if isinstance(m, nn.Linear) else m.out_channels)
-        if group is None:
-            skipped[node.target] = reason
-        else:
-            groups.append(group)
-    return groups, skipped
+def describe_group(dg: tp.DependencyGraph, group) -> Group:
+    root = group[0].dep.target.module
+    out = Group(root=dg._module2name[root], size=len(group[0].idxs))
+    seen = set()
+    for dep, idxs in group:
+        if dep.target.type == tp.ops.OPTYPE.OUTPUT or (dg.is_out_channel_pruning_fn(dep.handler)
+                                                       and not dep.target.outputs):
+            out.reaches_output = True        # nothing reads these units: they are what the model returns
+        member = _member(dg, dep, idxs)
+        if member is not None and (member.module, member.dim) not in seen:
+            seen.add((member.module, member.dim))
+            out.members.append(member)
+        module = dep.target.module
+        if isinstance(module, CONV) and 1 < module.groups < module.in_channels:
+            out.channel_groups = max(out.channel_groups, module.groups)
+    return out
+
+
+def find_groups(model: nn.Module, example, kind: str = "channels") -> tuple[list[Group], tp.DependencyGraph]:
+    """Every group whose root is a layer of `kind` (ROOT_TYPES), in the model's order, and the graph they come from.
+    Groups include those the pruner will refuse (the classifier, coupled groups): it says why."""
+    dg = dependency_graph(model, example)
+    groups = [describe_group(dg, g) for g in dg.get_all_groups(root_module_types=ROOT_TYPES[kind])]
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    return sorted(groups, key=lambda g: order.get(g.root, len(order))), dg
 
 
 def find_heads(model: nn.Module) -> list[HeadGroup]:

@@ -1,4 +1,6 @@
-"""Devices: the workstation's facts and each result's device facts and bench settings, one column each."""
+"""Devices: the workstation's facts and each result's device facts and bench settings, one column per device and
+execution provider: the board and CPU cores, whether the CPU was emulated or slowed down during the run, and the
+provider with its options and the session options every number of that column was measured with."""
 
 from __future__ import annotations
 
@@ -11,6 +13,84 @@ import pandas as pd
 from harness.report.format import DASH, fmt_number, fmt_text, known
 from harness.report.load import call_api, flatten
 from harness.report.render import Block, Heading, Paragraph, Table
+
+
+def _under(flat: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """The flattened keys below ``prefix`` (without it), known values only."""
+    return {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix) and known(flat, k) is not None}
+
+
+def _pairs(values: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "none"
+
+
+def _yes_no(value: Any) -> str:
+    return DASH if value is None else ("yes" if bool(value) else "no")
+
+
+def run_facts(flat: Mapping[str, Any]) -> dict[str, str]:
+    """What explains a device's numbers: board, cores, emulation, frequency and throttling during the run,
+    temperatures, how the runner was installed."""
+    cores = flat.get("device.arm_cores")
+    cores_text = ", ".join(f"{c.get('count')}x {c.get('core')}" for c in cores if isinstance(c, Mapping)) \
+        if isinstance(cores, list) and cores else DASH
+    emulated = known(flat, "device.emulated")
+    evidence = known(flat, "device.emulation_evidence")
+    dropped, throttled = (known(flat, f"device.during_run.{k}") for k in ("frequency_dropped", "throttled"))
+    reasons = flat.get("device.during_run.reasons")
+    during = DASH if dropped is None and throttled is None else \
+        f"frequency dropped: {_yes_no(dropped)}; throttled: {_yes_no(throttled)}" + \
+        (f" ({'; '.join(reasons)})" if isinstance(reasons, list) and reasons else "")
+    temps = {when: [float(v) for v in _under(flat, f"device.state_{when}.temperatures_c.").values()]
+             for when in ("before", "after")}
+    temp_text = DASH if not (temps["before"] or temps["after"]) else " / ".join(
+        fmt_number(max(v), ".1f") if v else DASH for v in temps.values())
+    install = known(flat, "device.install.source")
+    return {
+        "Board / SoC": " / ".join(str(v) for v in (known(flat, "device.board"), known(flat, "device.soc")) if v)
+                       or DASH,
+        "ARM cores": cores_text,
+        "Emulated CPU": DASH if emulated is None else ("yes: timings are functional only, not the device's"
+                                                       + (f" ({evidence})" if evidence else "") if emulated else "no"),
+        "During the run": during,
+        "Hottest sensor before / after (°C)": temp_text,
+        "CPU governor": fmt_text(known(flat, "device.cpu_governor")),
+        "Runner installed from": DASH if install is None else
+        f"{install} ({fmt_text(known(flat, 'device.install.target'))})",
+    }
+
+
+def provider_facts(flat: Mapping[str, Any]) -> dict[str, str]:
+    """The execution provider of this column and every session option that changes timing."""
+    provider = known(flat, "provider")
+    if provider is None:
+        return {}
+    options = _under(flat, f"settings.provider_options.{provider}.")
+    effective = _under(flat, f"settings.provider_options_effective.{provider}.")
+    session = _under(flat, "settings.session_options.")
+    unavailable = _under(flat, "settings.providers_unavailable.")
+    runner_04 = bool(session)
+    if session:
+        threads = [f"{k} {session[f'{k}_op_num_threads']}" + (" (default)" if session[f"{k}_op_num_threads"] == 0
+                                                               else "")
+                   for k in ("intra", "inter") if f"{k}_op_num_threads" in session]
+        spinning = session.get("intra_op_allow_spinning")
+        session_text = ", ".join([str(session.get("graph_optimization_level", DASH)),
+                                  str(session.get("execution_mode", DASH)), *threads,
+                                  "spinning " + ("off" if spinning == "0" else "on")])
+    else:   # results before runner 0.4 set only the intra-op threads; the rest was onnxruntime's default
+        session_text = "not recorded (runner before 0.4: ORT_ENABLE_ALL, ORT_SEQUENTIAL, spinning on)"
+    package = known(flat, "device.onnxruntime_package")
+    build = known(flat, "device.onnxruntime_build")
+    build = str(build).split(", cmake")[0] if build else None   # the compiler flags that follow say nothing here
+    return {
+        "Execution provider": str(provider),
+        "Provider options (asked / onnxruntime's)": f"{_pairs(options)} / "
+                                                    f"{_pairs(effective) if runner_04 else DASH}",
+        "Session options": session_text,
+        "onnxruntime package / build": " / ".join(str(v) for v in (package, build) if v) or DASH,
+        "Providers asked for but not available": "; ".join(f"{k}: {v}" for k, v in unavailable.items()) or "none",
+    }
 
 
 def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
@@ -52,16 +132,21 @@ def hardware_facts(flat: Mapping[str, Any]) -> dict[str, str]:
 def devices_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
     columns: dict[str, dict[str, str]] = {}
     host = flatten({"device": frame.attrs.get("host") or {}})
-    columns["Workstation (training ran here)"] = {"Source": "manifest host (torch)", **hardware_facts(host)}
+    columns["Workstation (training ran here)"] = {"Source": "manifest host (torch)", **hardware_facts(host),
+                                                  **run_facts(host)}
     for _, first in frame.drop_duplicates("device").iterrows():
-        columns[first["device"]] = {"Source": Path(first["result_path"]).name, **hardware_facts(first.to_dict())}
-    table = pd.DataFrame(columns)
+        flat = first.to_dict()
+        columns[first["device"]] = {"Source": Path(first["result_path"]).name, **hardware_facts(flat),
+                                    **run_facts(flat), **provider_facts(flat)}
+    table = pd.DataFrame(columns).fillna(DASH)
     table.index.name = "Fact"
     table = table.reset_index()
     return [
         Heading(2, "Devices"),
-        Paragraph("One column per result file; the same machine with other bench settings is a separate device. "
-                  "The workstation trained the models and computed the host numbers; it is not a measured device "
-                  "unless one of the result files comes from it."),
+        Paragraph("One column per result file and execution provider; the same machine with other bench settings or "
+                  "another provider is a separate device. The workstation trained the models and computed the host "
+                  "numbers; it is not a measured device unless one of the result files comes from it. A device label "
+                  "ending in ⚠ says, wherever its numbers appear, that its CPU was emulated (timings functional "
+                  "only) or slowed down during the run."),
         Table(display=table, data=table, csv_name="devices.csv"),
     ]
