@@ -63,6 +63,10 @@ def export(module: Path, root: Path, name: str, *extra: str, env=None) -> dict:
 
 
 def finished_files(runs: Path) -> dict[str, tuple[int, int]]:
-    """(inode, mtime_ns) of every finish marker and weight file: a recomputed run would change them."""
+    """(inode, mtime_ns) of the finish marker and weight files of every finished variant folder (one holding
+    variant.json): a recomputed run would change them. A folder killed between its weights and its marker is
+    unfinished, and rewriting it is the resume."""
     return {str(p.relative_to(runs)): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in sorted(runs.rglob("*")) if p.name in ("variant.json", "state.pt", "masks.pt", "model.onnx")}
+            for marker in sorted(runs.rglob("variant.json"))
+            for p in (marker.parent / n for n in ("variant.json", "state.pt", "masks.pt", "model.onnx"))
+            if p.exists()}
