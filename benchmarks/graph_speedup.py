@@ -3,7 +3,8 @@ runs folder, so every task runs), the work (sum of task times), the wall times, 
 wall time unlimited workers would need. With --full-runs, the full profile's critical path is computed from the
 task records (`task-*.json`) that a finished full export left in that runs folder, without running anything.
 
-    python benchmarks/graph_speedup.py [--profile quick] [--seeds 1] [--workers 1,2] [--full-runs RUNS]
+    python benchmarks/graph_speedup.py [--profile quick] [--seeds 1] [--tasks T] [--experiments E] [--workers 1,2]
+                                       [--full-runs RUNS]
     python benchmarks/graph_speedup.py --manifests A/manifest.json B/manifest.json [--full-runs RUNS]
 
 The last line is the speed-up of 2 workers over 1 (wall time ratio) beside the bound the critical path sets.
@@ -23,11 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def run_export(profile: str, seeds: int, workers: int, folder: Path, tasks: str | None) -> dict:
+def run_export(profile: str, seeds: int, workers: int, folder: Path, tasks: str | None,
+               experiments: str | None) -> dict:
     bundle = folder / f"bundle-w{workers}"
     args = [str(Path(sys.executable).parent / "harness"), "export", "--profile", profile, "--seeds", str(seeds),
             "--workers", str(workers), "--runs-dir", str(folder / f"runs-w{workers}"), "--out", str(bundle),
-            "--quiet", *(["--tasks", tasks] if tasks else [])]
+            "--quiet", *(["--tasks", tasks] if tasks else []), *(["--experiments", experiments] if experiments else [])]
     subprocess.run(args, check=True)
     return json.loads((bundle / "manifest.json").read_text())["export"]
 
@@ -56,6 +58,7 @@ def main() -> int:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--tasks", default=None)
+    parser.add_argument("--experiments", default=None)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts; the first is the reference")
     parser.add_argument("--manifests", nargs="+", type=Path, default=None,
                         help="read these bundles' export records instead of exporting")
@@ -68,7 +71,7 @@ def main() -> int:
         runs = [json.loads(p.read_text())["export"] for p in args.manifests]
     else:
         with tempfile.TemporaryDirectory(prefix="graph-speedup-") as tmp:
-            runs = [run_export(args.profile, args.seeds, int(w), Path(tmp), args.tasks)
+            runs = [run_export(args.profile, args.seeds, int(w), Path(tmp), args.tasks, args.experiments)
                     for w in args.workers.split(",")]
     for run in runs:
         print(describe(run))
