@@ -55,10 +55,11 @@ class MobileNetV2(nn.Module):
         return self.fc(self.head(self.blocks(self.stem(x))).mean(dim=(2, 3)))
 
 
-def _result(name: str, data: dict, **model_kwargs) -> dict:
+def _result(name: str, data: dict, plan: dict | None = None, **model_kwargs) -> dict:
     torch.manual_seed(0)
+    # batches of 32 give the quick profile's one epoch twice the lab's steps
     return {"name": name, "model": MobileNetV2(num_classes=data["num_classes"], **model_kwargs), **data,
-            "training": {"lr": 0.002}}
+            "training": {"lr": 0.002, "batch_size": 32}, **({"plan": plan} if plan else {})}
 
 
 def build(data_dir=None) -> dict:
@@ -68,10 +69,11 @@ def build(data_dir=None) -> dict:
 
 
 def build_small(data_dir=None) -> dict:
-    """2,000 training and 500 eval images, for CI's quick run on real MNIST."""
+    """CI's run on real MNIST: 1,000 training and 300 eval images, one structured ratio (50%, the one the issue's
+    speed criterion names); the other ratios go through the same code, which the small CNN's test covers."""
     from harness.plugins import mnist_images
 
-    return _result("mnist-mobilenetv2-small", mnist_images(data_dir, 2000, 500))
+    return _result("mnist-mobilenetv2-small", mnist_images(data_dir, 1000, 300), plan={"structured_ratios": (0.5,)})
 
 
 def build_synthetic() -> dict:

@@ -49,11 +49,12 @@ class ResNet(nn.Module):
         return self.fc(self.stages(self.stem(x)).mean(dim=(2, 3)))      # global average pooling
 
 
-def _result(name: str, data: dict, **model_kwargs) -> dict:
+def _result(name: str, data: dict, plan: dict | None = None, **model_kwargs) -> dict:
     torch.manual_seed(0)
     return {"name": name, "model": ResNet(num_classes=data["num_classes"], **model_kwargs), **data,
-            # SGD with momentum is the usual ResNet optimizer; a higher rate than Adam's suits it
-            "training": {"optimizer": "sgd", "lr": 0.05}}
+            # SGD with momentum is the usual ResNet optimizer; a higher rate than Adam's suits it. Batches of 32
+            # give the quick profile's one epoch twice the lab's steps.
+            "training": {"optimizer": "sgd", "lr": 0.05, "batch_size": 32}, **({"plan": plan} if plan else {})}
 
 
 def build(data_dir=None) -> dict:
@@ -63,10 +64,11 @@ def build(data_dir=None) -> dict:
 
 
 def build_small(data_dir=None) -> dict:
-    """2,000 training and 500 eval images, for CI's quick run on real MNIST."""
+    """CI's run on real MNIST: 1,000 training and 300 eval images, one structured ratio (50%, the one the issue's
+    speed and MACs criteria name); the other ratios go through the same code, which the small CNN's test covers."""
     from harness.plugins import mnist_images
 
-    return _result("mnist-resnet-small", mnist_images(data_dir, 2000, 500))
+    return _result("mnist-resnet-small", mnist_images(data_dir, 1000, 300), plan={"structured_ratios": (0.5,)})
 
 
 def build_synthetic() -> dict:

@@ -1,6 +1,7 @@
-"""The worked examples on real MNIST (quick profile, small subsets): a small residual CNN, a ResNet-style and a
-MobileNetV2-style network, each through repeated pruning, structured pruning at 25/50/75% with fine-tuning, int8
-twins, export, the bundle's runner and the report. Runs whenever EDGEPRUNE_DATA holds mnist/ (CI sets it)."""
+"""The worked examples on real MNIST (quick profile, small subsets): a small residual CNN (repeated pruning and
+structured pruning at 25/50/75%), a ResNet-style and a MobileNetV2-style network (structured pruning at 50%), each
+with fine-tuning, int8 twins, export, the bundle's runner and the report. Runs whenever EDGEPRUNE_DATA holds mnist/
+(CI sets it)."""
 
 from __future__ import annotations
 
@@ -19,14 +20,15 @@ pytestmark = [pytest.mark.realdata,
               pytest.mark.skipif(not DATA or not (Path(DATA) / "mnist").is_dir(),
                                  reason="EDGEPRUNE_DATA does not hold mnist/")]
 
-# Repeated pruning runs on the small CNN only: the same code path for every model, and CI's time is short.
-EXAMPLES = [("small_cnn.py:build", "baseline,repeated,structured"),
-            ("resnet_mnist.py:build_small", "baseline,structured"),
-            ("mobilenetv2_mnist.py:build_small", "baseline,structured")]
+# Repeated pruning and the 25/75% ratios run on the small CNN only (its plugin gives the whole plan; the larger
+# networks' build_small asks for 50% alone): the same code path for every model, and CI's time is short.
+EXAMPLES = [("small_cnn.py:build", "baseline,repeated,structured", [0.25, 0.5, 0.75]),
+            ("resnet_mnist.py:build_small", "baseline,structured", [0.5]),
+            ("mobilenetv2_mnist.py:build_small", "baseline,structured", [0.5])]
 
 
-@pytest.mark.parametrize("example, experiments", EXAMPLES)
-def test_example_through_structured_pruning_the_runner_and_the_report(example, experiments, tmp_path):
+@pytest.mark.parametrize("example, experiments, ratios", EXAMPLES)
+def test_example_through_structured_pruning_the_runner_and_the_report(example, experiments, ratios, tmp_path):
     bundle, result, report = tmp_path / "bundle", tmp_path / "result.json", tmp_path / "report"
     subprocess.run([str(BIN / "harness"), "export", "--profile", "quick", "--model", f"examples/{example}",
                     "--experiments", experiments, "--rounds", "1", "--runs-dir",
@@ -34,7 +36,7 @@ def test_example_through_structured_pruning_the_runner_and_the_report(example, e
     manifest = json.loads((bundle / "manifest.json").read_text())
     dense = next(m for m in manifest["models"] if m["experiment"] == "baseline")
     structured = {m["structure_ratio_asked"]: m for m in manifest["models"] if m["experiment"] == "structured"}
-    assert sorted(structured) == [0.25, 0.5, 0.75]
+    assert sorted(structured) == ratios
     for asked, m in structured.items():
         assert m["structure_ratio"] == pytest.approx(asked, abs=0.05) and not m["under_pruned"]
         assert m["onnx_max_abs_diff"] < 1e-4 and m["finetuned"]
