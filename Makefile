@@ -8,6 +8,10 @@ SEEDS ?= 1
 PRESET ?= complete
 # report.pdf through headless Chromium: auto (when one is installed; otherwise the report says how to get one), yes, no.
 PDF ?= auto
+# WORKERS=N runs the export's experiment graph on a local Dask cluster of N processes; empty: in this process.
+WORKERS ?=
+# DEVICE: where training runs (auto: cuda, then mps, then cpu).
+DEVICE ?= auto
 BUNDLE := build/bundle
 RESULTS := build/results
 # Pinned: on the workstations this was built on, pip's wheel folder serves this version as the CPU build, while an
@@ -35,7 +39,8 @@ $(BIN)/harness: pyproject.toml
 setup: $(BIN)/harness
 
 export: setup
-	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --preset $(PRESET) --out $(BUNDLE)
+	$(BIN)/harness export --profile $(PROFILE) --seeds $(SEEDS) --preset $(PRESET) --device $(DEVICE) \
+		$(if $(WORKERS),--workers $(WORKERS)) --out $(BUNDLE)
 
 # The runner on this machine, twice: the onnxruntime default thread count and a single thread. Five timing rounds
 # per file, each 0.1 s window beside a 0.1 s window of the dense reference, so every speed-up gets a paired interval

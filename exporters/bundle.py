@@ -17,13 +17,13 @@ from harness.experiments.store import read_json
 from harness.experiments.variant import Variant
 from harness.io import sha256_file, write_json
 from harness.staging import staged_folder
-from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, ExportCheckError, export_onnx, max_abs_diff,
+from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, TRACE_ROWS, export_onnx, max_abs_diff,
                                    same_predictions)
 from exporters.quantize import export_int8
 from exporters.sparse_onnx import write_sparse_onnx
 from runners.bundle import carried_wheel_paths
-from runners.contract import (FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, WHEELS_INDEX, experiment_kind,
-                              run_file_name)
+from runners.contract import (EXPORT_RUN, FORMATS, MANIFEST_SCHEMA, ONNX, ONNX_SPARSE, WHEELS_INDEX,
+                              experiment_kind, run_file_name)
 from runners.device import device_facts
 from runners.package import write_runner
 from runners.progress import Progress
@@ -149,30 +149,14 @@ def bundle_id(entries: list[dict]) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def export_variants(variants: list[tuple[Variant, TaskData]], int8_names: set[str], quiet: bool = False,
-                    int8: bool = True) -> list[tuple[Exported, TaskData]]:
-    """export_variant for each variant (int8 twins for `int8_names`, none at all when `int8` is false), with
-    progress: ONNX export, checks and int8 quantization take a few seconds per variant."""
-    out = []
-    with Progress("ONNX/int8 export", total=len(variants), unit="variant", quiet=quiet) as progress:
-        for variant, task in variants:
-            try:
-                exp = export_variant(variant, task, int8=int8 and variant.name in int8_names)
-            except ExportCheckError as exc:    # a graph that cannot run the eval batch, named by its variant
-                raise EdgepruneError(f"variant {variant.name}: {exc}") from exc
-            out.append((exp, task))
-            progress.update(1)
-            progress.finished(f"  exported {variant.name}: {', '.join(f.format for f in exp.files)}")
-    return out
-
-
 def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profile: str,
                  sensitivity: list[dict] | None = None, selection: dict | None = None,
-                 quiet: bool = True) -> Path:
+                 export_run: dict | None = None, quiet: bool = True) -> Path:
     """Write the whole bundle into a temporary folder beside out_dir, then swap it in (never half-written).
 
     `sensitivity` (rows of harness.experiments.sensitivity) becomes the manifest's top-level "sensitivity";
-    `selection` (exporters.selection.Selection.record) its "selection", when the bundle is not the complete one.
+    `selection` (exporters.selection.Selection.record) its "selection", when the bundle is not the complete one;
+    `export_run` (harness.graph's timing: executor, work, wall and critical-path seconds) its "export".
     """
     out_dir = Path(out_dir)
     with staged_folder(out_dir) as staging:   # killed writers' leftovers cleaned; --out always holds a bundle
@@ -202,6 +186,8 @@ def build_bundle(exports: list[tuple[Exported, TaskData]], out_dir: Path, profil
             manifest["sensitivity"] = sensitivity
         if selection:
             manifest["selection"] = selection
+        if export_run:
+            manifest[EXPORT_RUN] = export_run
         write_json(staging / "manifest.json", manifest)
     total = sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     Progress("bundle", quiet=quiet).finished(

@@ -46,24 +46,11 @@ class Selection:
     def wants(self, variant: Variant) -> bool:
         return self.variants is None or fnmatch.fnmatchcase(variant.name, self.variants)
 
-    def needs_int8(self) -> bool:
-        return self.formats is None or any(f in INT8_FORMATS for f in self.formats)
-
     def record(self, kept: int, offered: int) -> dict:
         """The manifest's "selection": what was asked for and how many variants of the plan made it."""
         return {"preset": self.preset, "formats": list(self.formats) if self.formats else None,
                 "variants": self.variants, "budget_pp": DEPLOYABLE_PP if self.preset == DEPLOYABLE else None,
                 "models": kept, "models_offered": offered}
-
-
-def to_export(selection: Selection, variants: Sequence[tuple[Variant, TaskData]],
-              int8_names: set[str]) -> list[tuple[Variant, TaskData]]:
-    """The variants whose ONNX files the selection may keep (others are not exported at all): those matching
-    --variants, and for "deployable" only the candidates it chooses from (baselines, structured, int8 twins)."""
-    chosen = [(v, t) for v, t in variants if selection.wants(v)]
-    if selection.preset == DEPLOYABLE:
-        chosen = [(v, t) for v, t in chosen if v.experiment in ("baseline", "structured") or v.name in int8_names]
-    return chosen
 
 
 def _series(variant: Variant) -> str:
@@ -116,7 +103,9 @@ def deployable_files(exports: Sequence[Exported]) -> dict[str, set[str]]:
 
 
 def apply(selection: Selection, exports: list[tuple[Exported, TaskData]]) -> list[tuple[Exported, TaskData]]:
-    """The exports with only the files the selection keeps; a variant left with no file is dropped."""
+    """The exports with only the files the selection keeps (variants matching --variants; for "deployable" the
+    files `deployable_files` picks among them); a variant left with no file is dropped."""
+    exports = [(exp, task) for exp, task in exports if selection.wants(exp.variant)]
     keep = deployable_files([e for e, _ in exports]) if selection.preset == DEPLOYABLE else None
     out = []
     for exp, task in exports:

@@ -15,6 +15,9 @@ from runners.safety import os_error_reason, output_problem, terminal_safe
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+# harness.device.DEVICE_CHOICES, written out so that `harness report` does not import torch (a test keeps them equal)
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(harness.__version__, "-V", "--version", prog_name="harness")
@@ -34,7 +37,7 @@ def _split(value: str | None) -> tuple[str, ...] | None:
 @cli.command("export")
 @click.option("--profile", default="full", show_default=True, envvar="PROFILE",
               help="full: the lab's settings; quick: a small subset and one epoch (a smoke test, about two minutes).")
-@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1),
+@click.option("--seeds", default=1, show_default=True, type=click.IntRange(1), envvar="SEEDS",
               help="Repeat every experiment with seeds 0..N-1; the report shows mean ± std over them.")
 @click.option("--tasks", default=None, metavar="LIST",
               help="Comma-separated plans to run (mnist, sst2, sst2-transformer); default: all of them.")
@@ -66,19 +69,29 @@ def _split(value: str | None) -> tuple[str, ...] | None:
 @click.option("--seed-streams", type=click.Choice(SEED_STREAM_MODES), default=DEFAULT_SEED_STREAMS, show_default=True,
               help="split: init, data order, dropout and calibration each draw from their own seed derived from the "
                    "run seed; shared: all from the run seed itself, as runs made before this option were seeded.")
+@click.option("--workers", type=click.IntRange(1), default=None, envvar="WORKERS",
+              help="Run the experiment graph on a local Dask cluster of this many worker processes (loopback only).")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Run the experiment graph on this running Dask cluster; its workers must see --runs-dir.")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Torch threads per task (default: each worker's share of the cores; alone: torch's default).")
+@click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True, envvar="DEVICE",
+              help="Training, fine-tuning, calibration, sensitivity evaluation: auto picks cuda, then mps, then cpu.")
 def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, preset, formats, variants_glob, quiet,
-               user_model, amount, rounds, seed_streams) -> None:
+               user_model, amount, rounds, seed_streams, workers, scheduler, threads, device) -> None:
     """Train, prune and export every configured variant into a device bundle.
 
     Finished runs are reused, so a second export with the same settings trains nothing; progress shows a bar with
-    the time left on a terminal and one line per finished step in a log.
+    the time left on a terminal and one line per finished step in a log. The export is a graph of tasks (one
+    process, or a Dask cluster with --workers/--scheduler); it ends with the work, wall and critical-path times.
     """
-    from exporters.bundle import build_bundle, export_variants
-    from exporters.quantize import int8_selection
-    from exporters.selection import Selection, apply, to_export
+    from exporters.bundle import build_bundle
+    from exporters.selection import Selection, apply
     from harness.data import resolve_data_dir
+    from harness.device import resolve_device
     from harness.experiments.store import runs_root
-    from harness.pipeline import DEFAULT_TASKS, ExportSettings, plans_named, run_experiments
+    from harness.graph import SequentialExecutor, TaskEnv, run_graph
+    from harness.pipeline import DEFAULT_TASKS, ExportSettings, plans_named
 
     selection = Selection(preset=preset, formats=_split(formats), variants=variants_glob)
     _check_bundle_out(out)
@@ -86,6 +99,10 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, pres
     if runs_dir.exists() and not runs_dir.is_dir():
         raise EdgepruneError(f"the runs folder {runs_dir} (--runs-dir or EDGEPRUNE_RUNS) is a file; name a folder.")
     data_dir = resolve_data_dir(data_dir)
+    if workers and scheduler:
+        raise EdgepruneError("--workers starts a local cluster and --scheduler names a running one; give one.")
+    if not (workers or scheduler):
+        resolve_device(device)          # a named device this machine lacks stops the export before any work
     if user_model:
         from harness.plugins import user_plan
         plans = plans_named(_split(tasks) or (), extra=(user_plan(user_model, amount, rounds, data_dir),))
@@ -95,23 +112,30 @@ def export_cmd(profile, seeds, tasks, experiments, data_dir, runs_dir, out, pres
         plans = plans_named(_split(tasks) or DEFAULT_TASKS)
     settings = ExportSettings(profile=profile, seeds=seeds, plans=plans,
                               experiments=_split(experiments), data_dir=data_dir,
-                              runs_dir=runs_dir, quiet=quiet, seed_streams=seed_streams)
+                              runs_dir=runs_dir.absolute() if workers or scheduler else runs_dir, quiet=quiet,
+                              seed_streams=seed_streams)
     _check_writes(out, reads=[runs_dir, data_dir])
+    env = TaskEnv(device=device, threads=threads, quiet=quiet)
+    if workers or scheduler:
+        from harness.distributed import DaskExecutor
+        executor = DaskExecutor(env, settings.runs_dir, workers=workers, scheduler=scheduler)
+    else:
+        executor = SequentialExecutor(env)
     try:   # training, pruning and ONNX export write run folders (and a first MNIST download the user cache)
-        run = run_experiments(settings)
-        int8 = int8_selection([v for v, _ in run.variants])
-        exports = export_variants(to_export(selection, run.variants, int8), int8, quiet=quiet,
-                                  int8=selection.needs_int8())
+        run = run_graph(settings, executor)
     except OSError as exc:
         raise EdgepruneError(f"could not write a file the export needs ({_reason(exc)}); finished runs are kept "
                              f"and resume on the next export.") from exc
-    chosen = apply(selection, exports)
-    record = None if selection.complete else selection.record(len(chosen), len(run.variants))
+    # the graph exports every variant (a finished export is read back); the selection keeps what ships
+    chosen = apply(selection, run.exports)
+    record = None if selection.complete else selection.record(len(chosen), len(run.exports))
     try:
-        build_bundle(chosen, out, profile, sensitivity=run.sensitivity, selection=record, quiet=quiet)
+        build_bundle(chosen, out, profile, sensitivity=run.sensitivity, selection=record, export_run=run.timing,
+                     quiet=quiet)
     except OSError as exc:
         raise EdgepruneError(f"could not write the bundle to {out} ({_reason(exc)}); finished runs are kept, "
                              f"so export again with another --out.") from exc
+    click.echo(run.summary(), err=True)
 
 
 def _reason(exc: OSError) -> str:

@@ -124,17 +124,23 @@ def state_dict_size(model: nn.Module) -> int:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, inputs: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+def predict(model: nn.Module, inputs: np.ndarray, batch_size: int = 1000,
+            device: torch.device | None = None) -> np.ndarray:
+    """Argmax class per row; on `device` (a copy of the model goes there) when given, else where the model is."""
+    if device is not None and torch.device(device).type != "cpu":
+        refresh_masked_weights(model)       # deepcopy refuses the non-leaf `weight` a forward pass leaves
+        model = copy.deepcopy(model).to(device)
     model.eval()
     outs = []
     for start in range(0, len(inputs), batch_size):
-        outs.append(model(torch.from_numpy(inputs[start : start + batch_size])).argmax(1).numpy())
+        batch = torch.from_numpy(inputs[start : start + batch_size])
+        outs.append(model(batch.to(device) if device is not None else batch).argmax(1).cpu().numpy())
     return np.concatenate(outs) if outs else np.zeros(0, dtype=np.int64)
 
 
-def accuracy(model: nn.Module, inputs: np.ndarray, labels: np.ndarray) -> float:
-    """Fraction of the eval split classified correctly (the lab's 'dev accuracy')."""
-    return float((predict(model, inputs) == labels).mean())
+def accuracy(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, device: torch.device | None = None) -> float:
+    """Fraction of the eval split classified correctly (the lab's 'dev accuracy'); on the CPU unless `device`."""
+    return float((predict(model, inputs, device=device) == labels).mean())
 
 
 @torch.inference_mode()

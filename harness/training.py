@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harness.device import current_device, model_on
 from runners.progress import Progress
 
 
@@ -74,27 +75,29 @@ def seed_everything(seed: int) -> None:
 def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed: int,
           label: str = "train", quiet: bool = False, callbacks: Sequence[Callback] = (),
           loss_fn: LossFn | None = None) -> dict:
-    """Train in place; returns {'steps', 'seconds', 'final_loss'}. Same seed + data -> same weights, with or
-    without callbacks that only observe (see `TrainCallback`; a plain function is called after each backward).
-    `loss_fn(logits, labels)` defaults to cross-entropy."""
+    """Train in place on `current_device()` (the model comes back on the CPU); returns {'steps', 'seconds',
+    'final_loss', 'device', 'torch_threads'}. Same seed + data + device + threads -> same weights, with or without
+    callbacks that only observe (see `TrainCallback`; a plain function is called after each backward; callbacks
+    see the model on the training device). `loss_fn(logits, labels)` defaults to cross-entropy."""
     hooks = [c if isinstance(c, TrainCallback) else AfterBackward(c) for c in callbacks]
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)     # the batch order is drawn on the CPU on every device
     inputs, targets = torch.from_numpy(x), torch.from_numpy(y)
-    optimizer = OPTIMIZERS[cfg.optimizer]([p for p in model.parameters() if p.requires_grad], cfg.lr)
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     n = len(inputs)
     steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
     start, steps, loss_value = time.perf_counter(), 0, float("nan")
-    model.train()
     # leave=False: a training run is often a sub-step (an IMP round, a fine-tune) whose own line says how it ended.
-    with Progress(label, total=cfg.epochs * steps_per_epoch, unit="step", quiet=quiet, leave=False) as progress:
+    with model_on(model) as device, Progress(label, total=cfg.epochs * steps_per_epoch, unit="step", quiet=quiet,
+                                              leave=False) as progress:
+        optimizer = OPTIMIZERS[cfg.optimizer]([p for p in model.parameters() if p.requires_grad], cfg.lr)
+        model.train()
         for epoch in range(cfg.epochs):
             order = torch.randperm(n, generator=generator)
             running = 0.0
             for i in range(steps_per_epoch):
                 idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(model(inputs[idx]), targets[idx])
+                loss = loss_fn(model(inputs[idx].to(device)), targets[idx].to(device))
                 loss.backward()
                 for hook in hooks:
                     hook.after_backward(model, steps, loss.detach())
@@ -109,4 +112,5 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed
     model.eval()
     for hook in hooks:
         hook.end_of_training(model, steps)
-    return {"steps": steps, "seconds": time.perf_counter() - start, "final_loss": loss_value}
+    return {"steps": steps, "seconds": time.perf_counter() - start, "final_loss": loss_value,
+            "device": device.type, "torch_threads": torch.get_num_threads()}

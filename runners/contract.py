@@ -18,6 +18,9 @@ RESULT_SCHEMA = "edgeprune.result/1"
 WHEELS_SCHEMA = "edgeprune.wheels/1"
 WHEELS_INDEX = "wheels/index.json"    # in a bundle: the carried wheels, per target, with their sha256
 INSTALL_VENV = ".venv"                # in a bundle: where `runner install` puts the runner's environment
+# Manifest key of the experiment graph's record (executor, workers, work/wall/critical-path seconds): written by
+# harness.graph through exporters.bundle, quoted by the report's Provenance section (docs/formats.md).
+EXPORT_RUN = "export"
 # Rows per call of the accuracy pass. Dynamic int8 quantizes activations per call, so its predictions depend on how
 # the eval set is batched: the host's check of an int8 file (exporters.quantize) uses the runner's batches.
 EVAL_BATCH_SIZE = 256

@@ -395,3 +395,14 @@ def test_kept_summary_lists_a_few_widths_and_counts_the_rest():
     assert kept_summary(row) == "64→63 ×1, 64→62 ×1, 64→61 ×1, +2 more"
     assert kept_summary({"kept_widths": {}}) == "none narrowed"
     assert kept_summary({"params": 3}) == "—"
+
+
+def test_provenance_quotes_how_the_export_graph_ran_and_skips_bundles_without_it():
+    from harness.report.sections.provenance import export_run_sentence
+
+    run = {"executor": "dask-local", "workers": 2, "tasks": 156, "tasks_run": 150, "work_seconds": 600.4,
+           "wall_seconds": 330.2, "critical_path_seconds": 140.0}
+    sentence = export_run_sentence(run)
+    assert "150 of 156 tasks on 2 Dask worker(s)" in sentence and "critical path 140 s" in sentence
+    assert "in one process" in export_run_sentence({**run, "executor": "sequential"})
+    assert export_run_sentence(None) == "" and export_run_sentence({"work_seconds": "?"}) == ""

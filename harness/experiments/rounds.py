@@ -28,6 +28,17 @@ def calibration_batch(task: TaskData, ps: PruneSettings, streams: SeedStreams | 
     return task.train_x[rows], task.train_y[rows]
 
 
+def round_folder(folder, it: int):
+    """Round `it`'s variant folder inside an iterative experiment's folder."""
+    return folder / f"it{it}"
+
+
+def round_folders(root, ts: TrainSettings, ps: PruneSettings, rounds: int, experiment: str) -> list:
+    """The variant folders of iterations 0..rounds, in order (what the experiment graph exports)."""
+    folder = experiment_folder(root, ts, experiment, ps)
+    return [round_folder(folder, it) for it in range(rounds + 1)]
+
+
 def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task: TaskData, experiment: str,
                    after_prune: AfterPrune | None = None, quiet: bool = False) -> list[Variant]:
     """Iterations 0..rounds: iteration k prunes `ps.amount` of iteration k-1's remaining weights.
@@ -44,11 +55,11 @@ def pruning_rounds(root, ts: TrainSettings, ps: PruneSettings, rounds: int, task
         ctx.loss_fn = task_loss(task)
     variants, previous = [], base
     # Finished rounds are a prefix and load in a moment: the bar and its time left count the rounds still to run.
-    todo = [it for it in range(rounds + 1) if not is_finished(folder / f"it{it}")]
+    todo = [it for it in range(rounds + 1) if not is_finished(round_folder(folder, it))]
     with Progress(f"{experiment} {ps.method}", total=len([it for it in todo if it > 0]), unit="round",
                   quiet=quiet or not todo) as progress:
         for it in range(rounds + 1):
-            it_folder = folder / f"it{it}"
+            it_folder = round_folder(folder, it)
             if is_finished(it_folder):
                 previous = load_variant(it_folder)
                 variants.append(previous)

@@ -15,6 +15,7 @@ from torch.nn.utils import prune
 
 from harness import metrics
 from harness.data import TaskData
+from harness.device import compute_facts, current_device
 from harness.experiments.baseline import trained_baseline
 from harness.experiments.settings import TrainSettings
 from harness.experiments.store import ensure_config, experiment_folder, read_json
@@ -107,7 +108,8 @@ def _structurable(model: nn.Module, group: ComponentGroup, example: np.ndarray) 
 
 def sensitivity_rows(model: nn.Module, task: TaskData, model_name: str, ss: SensitivitySettings,
                      quiet: bool = True) -> list[dict]:
-    baseline = metrics.accuracy(model, task.eval_x, task.eval_y)
+    device = current_device()           # every accuracy of the analysis on one device, the baseline's too
+    baseline = metrics.accuracy(model, task.eval_x, task.eval_y, device)
     total = metrics.count_parameters(model)[0]
     example = task.train_x[:16]
     groups = component_groups(model)
@@ -125,7 +127,8 @@ def sensitivity_rows(model: nn.Module, task: TaskData, model_name: str, ss: Sens
                         pruned = _prune_structured(model, group, ratio, ss.importance, example)
                         removed = total - metrics.count_parameters(pruned)[0]
                     rows.append({"task": task.name, "model": model_name, "group": group.name, "kind": kind,
-                                 "ratio": ratio, "accuracy": metrics.accuracy(pruned, task.eval_x, task.eval_y),
+                                 "ratio": ratio,
+                                 "accuracy": metrics.accuracy(pruned, task.eval_x, task.eval_y, device),
                                  "baseline_accuracy": baseline, "params_removed": removed,
                                  "group_params": group_params, "scope": group.scope,
                                  "layer_index": group.layer_index})
@@ -134,11 +137,16 @@ def sensitivity_rows(model: nn.Module, task: TaskData, model_name: str, ss: Sens
     return rows
 
 
+def sensitivity_path(root, ts: TrainSettings, ss: SensitivitySettings):
+    """The rows' file; it is written last and at once, so its presence marks the analysis finished."""
+    return experiment_folder(root, ts, "sensitivity", ss) / "sensitivity.json"
+
+
 def sensitivity_analysis(root, ts: TrainSettings, task: TaskData, ss: SensitivitySettings = SensitivitySettings(),
                          quiet: bool = False) -> list[dict]:
     """Rows for the trained baseline of `ts`, computed once per settings and read back afterwards."""
-    folder = experiment_folder(root, ts, "sensitivity", ss)
-    path = folder / "sensitivity.json"
+    path = sensitivity_path(root, ts, ss)
+    folder = path.parent
     if path.exists():
         return read_json(path)["rows"]
     base = trained_baseline(root, ts, task, quiet)
@@ -146,5 +154,5 @@ def sensitivity_analysis(root, ts: TrainSettings, task: TaskData, ss: Sensitivit
     rows = sensitivity_rows(base.build(task), task, ts.model, ss, quiet)
     for row in rows:
         row["seed"] = ts.seed
-    write_json(path, {"schema": SCHEMA, "rows": rows})
+    write_json(path, {"schema": SCHEMA, "rows": rows, "compute": compute_facts()})
     return rows

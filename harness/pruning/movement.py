@@ -39,6 +39,8 @@ class MovementScores(TrainCallback):
         for name, (module, pname) in zip(self.scores, prunable_parameters(model)):
             w = trainable_weight(module, pname)
             if w.grad is not None:
+                if self.scores[name].device != w.device:       # train() moved the model to its device
+                    self.scores[name] = self.scores[name].to(w.device)
                 self.scores[name] -= w.grad * w.detach()
 
 
@@ -53,7 +55,7 @@ def movement_scores(model: nn.Module, x: np.ndarray, y: np.ndarray, loss_fn: Los
     with torch.random.fork_rng():               # dropout draws from the global generator: seed it, then restore it
         torch.manual_seed(seed)
         train(scratch, x, y, cfg, seed=seed, quiet=True, callbacks=[recorder], loss_fn=loss_fn)
-    return recorder.scores
+    return {name: score.cpu() for name, score in recorder.scores.items()}
 
 
 def movement(model: nn.Module, amount: float, ctx) -> None:

@@ -12,6 +12,7 @@ import copy
 import torch
 from torch import nn
 
+from harness.device import model_on
 from harness.metrics import prunable_names, prunable_parameters, refresh_masked_weights
 from harness.pruning.masks import global_prune
 
@@ -22,10 +23,11 @@ def snip_scores(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, lo
     scratch = copy.deepcopy(model).eval()       # eval: dropout and batch-norm statistics stay put
     for module, pname in prunable_parameters(scratch):
         getattr(module, f"{pname}_orig", getattr(module, pname)).requires_grad_(True)
-    loss = loss_fn(scratch(inputs), labels)
-    weights = [getattr(module, pname) for module, pname in prunable_parameters(scratch)]  # this forward's tensors
-    grads = torch.autograd.grad(loss, weights)
-    return {name: (w.detach() * g).abs() for name, w, g in zip(prunable_names(scratch), weights, grads)}
+    with model_on(scratch) as device:            # the calibration gradient runs on --device
+        loss = loss_fn(scratch(inputs.to(device)), labels.to(device))
+        weights = [getattr(module, pname) for module, pname in prunable_parameters(scratch)]  # this forward's
+        grads = torch.autograd.grad(loss, weights)
+        return {name: (w.detach() * g).abs().cpu() for name, w, g in zip(prunable_names(scratch), weights, grads)}
 
 
 def snip(model: nn.Module, amount: float, ctx) -> None:

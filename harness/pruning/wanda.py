@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.device import model_on
 from harness.errors import EdgepruneError
 from harness.metrics import prunable_names, prunable_parameters
 from harness.pruning.local import effective_weights, prune_per_group
@@ -49,12 +50,13 @@ def input_feature_norms(model: nn.Module, calibration: np.ndarray) -> dict[str, 
     was_training = model.training
     try:
         model.eval()
-        model(torch.from_numpy(np.ascontiguousarray(calibration)))
+        with model_on(model) as device:        # the calibration pass runs on --device
+            model(torch.from_numpy(np.ascontiguousarray(calibration)).to(device))
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    return {name: s.sqrt() for name, s in sums.items()}
+    return {name: s.sqrt().cpu() for name, s in sums.items()}
 
 
 def wanda(model: nn.Module, amount: float, ctx) -> None:

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from harness.report.errors import ReportError
-from runners.contract import (ONNX_INT8_DYNAMIC, ROLE_CONTROL, SAME_WEIGHTS_FORMATS, ContractError, format_key,
-                              validate_manifest, validate_result)
+from runners.contract import (EXPORT_RUN, ONNX_INT8_DYNAMIC, ROLE_CONTROL, SAME_WEIGHTS_FORMATS, ContractError,
+                              format_key, validate_manifest, validate_result)
 from runners.files import JSONFileError, read_json
 from runners.providers import short_name
 
@@ -291,7 +291,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
     side.
 
     frame.attrs holds what is not per row: "host" (the workstation's device facts), "bundle_dir", "bundle_id",
-    "manifest" (created, profile, edgeprune_version, sensitivity, evals, selection) and "results"
+    "manifest" (created, profile, edgeprune_version, sensitivity, evals, selection, export) and "results"
     ([{"path", "device"}] in the order given).
     """
     if not result_paths:
@@ -324,7 +324,7 @@ def load_frame(result_paths: Sequence[Path], bundle_dir: Path) -> pd.DataFrame:
         "bundle_dir": str(bundle_dir),
         "bundle_id": manifest["bundle_id"],
         "manifest": {key: manifest.get(key) for key in ("created", "profile", "edgeprune_version", "sensitivity",
-                                                        "evals", "selection")},
+                                                        "evals", "selection", EXPORT_RUN)},
         "results": [{"path": str(path), "device": label, "provider": provider, **timing_facts(result)}
                     for path, per_result, result in zip(paths, labels, results) for provider, label in per_result],
     }

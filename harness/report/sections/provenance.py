@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report.render import Block, Heading, Paragraph
+from runners.contract import EXPORT_RUN
 
 
 def provenance_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
@@ -23,4 +24,15 @@ def provenance_section(frame: pd.DataFrame, out_dir: Path) -> list[Block]:
         "Device numbers (latency, disk size, device accuracy) come from the runner on each device. "
         f"Merged result files: {merged}."
     )
-    return [Heading(2, "Provenance"), Paragraph(text)]
+    return [Heading(2, "Provenance"), Paragraph(text + export_run_sentence(manifest.get(EXPORT_RUN)))]
+
+
+def export_run_sentence(run) -> str:
+    """How the experiment graph ran (docs/formats.md, "export"); nothing for a bundle without the record."""
+    if not isinstance(run, dict) or not all(isinstance(run.get(k), (int, float)) for k in
+                                            ("work_seconds", "wall_seconds", "critical_path_seconds")):
+        return ""
+    where = "in one process" if run.get("executor") == "sequential" else f"on {run.get('workers')} Dask worker(s)"
+    return (f" The export ran {run.get('tasks_run')} of {run.get('tasks')} tasks {where}: work "
+            f"{run['work_seconds']:.0f} s, wall {run['wall_seconds']:.0f} s, critical path "
+            f"{run['critical_path_seconds']:.0f} s (the wall time unlimited workers would need).")
