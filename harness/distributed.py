@@ -168,7 +168,9 @@ class DaskExecutor:
             client.subscribe_topic(EVENT_TOPIC, events.put)
             _pickle_user_modules_by_value(tasks)
             needed = {graph.nodes[k].task for k in graph.nodes if k not in done}
-            data = {name: client.scatter(tasks[name], hash=False) for name in needed}
+            # on every worker: scattered to one, a task's data died with that worker and Dask cancelled every
+            # task that needed it ("lost scattered data, which can't be recovered") instead of retrying them
+            data = {name: client.scatter(tasks[name], hash=False, broadcast=True) for name in needed}
             for key, node in graph.nodes.items():
                 if key in done:
                     continue

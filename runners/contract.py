@@ -161,11 +161,13 @@ RESULT_ENTRY_FIELDS = {
     "name": "text", "file": "text", "format": "text", "provider": "text", "status": "text", "error": "text",
     "sha256": "text", "sha256_ok": "bool", "disk_bytes": "count", "session_ms": "number", "first_ms": "number",
     "batch_size": "count", "accuracy": "number", "eval_n": "count", "cpu_mhz": "number",
-    "latency_ms": "object", "memory_mb": "object",
+    "latency_ms": "object", "memory_mb": "object", "role": "text", "reference": "text",
+    "ratio_to_reference": "object",
 }
 LATENCY_FIELDS = {"n": "count", "mean": "number", "std": "number", "min": "number", "p50": "number",
                   "p90": "number", "p99": "number", "max": "number", "p50_ci95": "numbers", "p50_rounds": "numbers"}
-MEMORY_FIELDS = {"rss_before": "number", "rss_after_load": "number", "rss_peak": "number", "peak_method": "text"}
+MEMORY_FIELDS = {"rss_before": "number", "rss_after_load": "number", "rss_peak": "number", "peak_method": "text",
+                 "load_increment": "number", "peak_increment": "number"}
 DEVICE_FIELDS = {"label": "text", "hostname": "text", "cpu_model": "text", "machine": "text", "os": "text",
                  "python": "text", "onnxruntime": "text", "physical_cores": "count", "logical_cores": "count",
                  "memory_total_mb": "number"}
@@ -313,8 +315,9 @@ def validate_result(result: Any) -> dict[str, Any]:
                    or field_problem(entry.get("memory_mb") or {}, MEMORY_FIELDS, f"the memory of {where}"))
     if problem:
         raise ContractError(problem)
-    twice = _first_repeat((m.get("name"), m.get("file"), m.get("format"), m.get("provider"))
-                          for m in result["models"])
+    # the A/A control (ROLE_CONTROL) measures the reference's file a second time on purpose, as an entry of its own
+    twice = _first_repeat((m.get("name"), m.get("file"), m.get("format"), m.get("provider"),
+                           m.get("role") == ROLE_CONTROL) for m in result["models"])
     if twice is not None:
         raise ContractError(f"measures {twice[1] or twice[0]!r} twice with the same settings, so the two numbers "
                             f"could not be told apart")

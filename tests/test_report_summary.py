@@ -122,7 +122,7 @@ def test_without_rounds_the_ratios_are_points_and_no_band_is_claimed(report):
     md, _, frame, _ = report(rounds=False)
     summary = md[md.index("## Summary"):md.index("## Provenance")]
     assert "0.60× (no interval)" in summary and "[0.58" not in summary and "[0.95, 1.05]" not in summary
-    assert "within noise" not in summary
+    assert "(within noise)" not in summary
     assert aa_band(frame, DEVICE, "mnist") is None
     # the int8 dynamic file is still 12x slower: beyond the 10% margin used without a band
     assert "[onnx-int8-dynamic] 12.00×" in summary

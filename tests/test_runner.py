@@ -480,7 +480,7 @@ def test_run_bench_api(bundle: Path) -> None:
     lines: list[str] = []
     result = run_bench(bundle, BenchSettings(min_runs=3, min_seconds=0, warmup=0), progress=lines.append)
     # the defaults: 5 rounds, each file measured once in a fresh process, the A/A control
-    assert result["schema"] == RESULT_SCHEMA and len(lines) == 3 + 5 and lines[-1] == "round 5/5 done"
+    assert result["schema"] == RESULT_SCHEMA and len(lines) == 3 + 5 and lines[-1].startswith("round 5/5 done [")
     assert all(m["status"] == "ok" for m in result["models"])
     assert all(m["memory_mb"]["isolation"] == "process" for m in result["models"])
     assert all(len(m["latency_ms"]["p50_rounds"]) == 5 for m in result["models"])
