@@ -90,8 +90,11 @@ report: setup
 	@ls $(RESULTS)/*.json >/dev/null 2>&1 || { echo "no results in $(RESULTS): run 'make bench' first"; exit 2; }
 	$(BIN)/harness report $(RESULTS)/*.json --bundle $(BUNDLE) --out build/report --pdf $(PDF)
 
+# TEST_WORKERS: pytest-xdist processes (auto: one per core); the tests set torch to one thread each, so two cores run
+# two test files at once instead of one. TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= auto
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf build
