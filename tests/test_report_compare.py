@@ -116,6 +116,12 @@ def test_results_without_rounds_give_a_bare_ratio_and_are_labelled(paired):
     assert "no A/A control" in timing_label(3, False, False) and "unpaired" in timing_label(3, False, False)
 
 
+def test_a_small_ratio_keeps_its_interval_readable():
+    # a 31x speed-up as a latency ratio: two decimals would print the interval as [0.03, 0.03]
+    assert Ratio(0.032, (0.0306, 0.0335), 5, PAIRED).text() == "0.032× [0.031, 0.034]"
+    assert Ratio(2.63, (2.45, 2.8), 5, PAIRED).text() == "2.63× [2.45, 2.80]"
+
+
 def test_aa_band_is_symmetric_and_marks_what_lies_inside():
     band = AABand(Ratio(1.01, (0.97, 1.04), 5, PAIRED))
     assert band.limit == pytest.approx(1.04), "the farthest the A/A interval reaches from 1, either way"

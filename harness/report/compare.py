@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from harness.report.format import DASH, fmt_ratio
+from harness.report.format import DASH, fmt_ratio, ratio_number
 from harness.report.load import is_missing
 from runners.stats import ratio_interval, unpaired_ratio_interval
 
@@ -58,7 +58,7 @@ class Ratio:
         """"2.63× [2.45, 2.80]", or "2.63× (no interval)" for one window."""
         if self.ci95 is None:
             return f"{fmt_ratio(self.median)} (no interval)"
-        return f"{fmt_ratio(self.median)} [{self.ci95[0]:.2f}, {self.ci95[1]:.2f}]"
+        return f"{fmt_ratio(self.median)} [{ratio_number(self.ci95[0])}, {ratio_number(self.ci95[1])}]"
 
 
 def _numbers(value: Any) -> list[float | None] | None:
