@@ -72,7 +72,8 @@ def plot_frontier(points: pd.DataFrame, frontier: pd.Series, x: str, xlabel: str
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Device accuracy (%)")
     ax.grid(True, alpha=0.35)
-    first = ax.legend(loc="lower right", fontsize=8)
+    # both legends beside the axes: inside, "lower right" hid the dense file's point of a two-variant bundle
+    first = ax.legend(loc="lower left", bbox_to_anchor=(1.02, 0.0), fontsize=8)
     ax.add_artist(first)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, title="Frontier",
               handlelength=0)
