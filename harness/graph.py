@@ -18,11 +18,10 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from harness.data import TaskData
 from harness.device import compute_facts, resolve_device, torch_threads, using_device

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.device import current_device, model_on
+from harness.device import model_on
 from runners.progress import Progress
 
 

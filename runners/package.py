@@ -8,7 +8,6 @@ The archive is reproducible (sorted entries, fixed timestamps), so its sha256 de
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import zipapp
 import zipfile

@@ -35,7 +35,7 @@ from click.testing import CliRunner
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [p for p in (str(REPO), str(REPO / "tests")) if p not in sys.path]
 
-from runner_fixtures import MLP, build_bundle, file_entry, refresh_file_entry, write_manifest  # noqa: E402
+from runner_fixtures import build_bundle, file_entry, refresh_file_entry, write_manifest  # noqa: E402
 from runners.cli import main as runner_main  # noqa: E402
 
 FAST = ["--min-runs", "3", "--min-seconds", "0", "--warmup", "0"]

@@ -17,7 +17,7 @@ from harness.report.sections.per_parameter_sparsity import sparsity_table
 from harness.report.sections.plots import seed_means
 from harness.report.sections.quantization import quantization_rows
 from harness.report.sections.structured import kept_summary
-from test_report import measurement, section, synthetic_manifest, synthetic_result, write_json
+from test_report import section, synthetic_manifest, synthetic_result, write_json
 
 DEVICE = "pi5 (threads 0, batch 1)"
 DEVICE_AUTO = "pi5 (threads auto, batch 1)"
@@ -74,16 +74,20 @@ def rich_result(manifest, static_accuracy=0.93):
     return result
 
 
-@pytest.fixture
-def rich(tmp_path):
+def report_of(tmp_path, manifest) -> dict:
+    """A bundle holding `manifest`, the pi5 result of it and the report built from both."""
     bundle = tmp_path / "bundle"
     bundle.mkdir()
-    manifest = rich_manifest()
     write_json(bundle / "manifest.json", manifest)
     result = write_json(tmp_path / "pi5.json", rich_result(manifest))
     out = tmp_path / "report"
     md = build_report([result], bundle, out).read_text()
     return {"md": md, "out": out, "bundle": bundle, "result": result, "manifest": manifest, "tmp": tmp_path}
+
+
+@pytest.fixture
+def rich(tmp_path):
+    return report_of(tmp_path, rich_manifest())
 
 
 def test_new_sections_appear_with_their_data(rich):
@@ -363,12 +367,7 @@ def channels_manifest():
 
 
 def test_structured_section_shows_kept_widths_macs_skipped_groups_and_under_pruning(tmp_path):
-    bundle = tmp_path / "bundle"
-    bundle.mkdir()
-    manifest = channels_manifest()
-    write_json(bundle / "manifest.json", manifest)
-    result = write_json(tmp_path / "pi5.json", rich_result(manifest))
-    md = build_report([result], bundle, tmp_path / "report").read_text()
+    md = report_of(tmp_path, channels_manifest())["md"]
     table = section(md, "### pi5 (threads auto, batch 1) · mnist")
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table.splitlines() if line.startswith("| ")}
     header = rows.pop("Structure Pruned")

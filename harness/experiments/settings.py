@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from harness.seeds import SHARED, SeedStreams
 from harness.training import TrainConfig

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.report.compare import PAIRED, Ratio, band_sentence, device_bands
-from harness.report.format import display_frame, fmt_int, fmt_ratio, unique_name
+from harness.report.format import display_frame, fmt_ratio, unique_name
 from harness.report.frame import VARIANT_COLUMNS, task_column, technique_label
 from harness.report.render import Block, Heading, Paragraph, Table, slug
 from runners.contract import ONNX, ONNX_SPARSE
