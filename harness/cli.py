@@ -276,7 +276,7 @@ def main() -> None:
         cli.main(standalone_mode=False)
     except EdgepruneError as exc:   # messages quote manifests and results: shown terminal-safe
         click.echo(f"error: {terminal_safe(exc)}", err=True)
-        sys.exit(getattr(exc, "exit_code", 2))
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("interrupted: finished runs are kept and resume on the next call.", err=True)
         sys.exit(130)
