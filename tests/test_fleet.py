@@ -392,3 +392,35 @@ def test_an_unknown_host_key_a_failed_install_and_a_failed_bench_stop_only_their
     assert not (tmp_path / "stranger").exists()
     assert (tmp_path / "offline" / "manifest.json").is_file()      # the copy stays for the next run
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["ok.json"]
+
+
+def test_stopping_harness_bench_stops_the_bench_on_the_device(sshd, tmp_path: Path) -> None:
+    """ssh without a terminal sends the remote command no hangup: device_side's supervisor ends the runner when the
+    connection closes, so a killed harness bench leaves no benchmark running on the device."""
+    import psutil
+
+    bundle = tmp_path / "bundle"
+    build_bundle(bundle, with_runner=True)
+    path = devices_toml(tmp_path / "devices.toml", {"slow": local_device(f"ssh://fleet-test{tmp_path}/slow")})
+    proc = subprocess.Popen([sys.executable, "-c", "from harness.cli import main; main()", "bench", "--devices",
+                             str(path), "--bundle", str(bundle), "--results", str(tmp_path / "results"),
+                             "--ssh-config", str(sshd["config"]), "--bench-options",
+                             "--rounds 2 --min-seconds 30 --no-aa-control --memory-isolation none"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def device_runners() -> list:
+        return [p for p in psutil.process_iter(["cmdline"])
+                if "--label" in (p.info["cmdline"] or []) and "slow" in (p.info["cmdline"] or [])
+                and p.pid != proc.pid]
+
+    deadline = time.monotonic() + 60
+    while not device_runners():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while device_runners() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert device_runners() == []
+    assert not (tmp_path / "results" / "slow.json").exists()

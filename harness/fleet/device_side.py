@@ -12,14 +12,23 @@ so nothing must be installed on the device first, and the bundle's own runner is
                      under a bundle name and the next copy resumes where it stopped. A last line {"end": true,
                      "keep": [...]} removes the partial copies left and files under models/, eval/ and wheels/ that the bundle no longer lists.
 
-Exit codes: 0 done, 2 bad input (one sentence on stderr).
+    supervise ROOT COMMAND...
+                     runs COMMAND in ROOT (its output passes through) and ends it, with every process it started,
+                     when stdin closes: ssh closes it when the connection is lost or harness bench is stopped, so an
+                     orphaned install or bench never keeps running on the device (ssh without a terminal sends no
+                     hangup); exits with COMMAND's code.
+
+Exit codes: 0 done, 2 bad input (one sentence on stderr); supervise: COMMAND's.
 """
 
 import hashlib
 import json
 import os
 import platform
+import signal
+import subprocess
 import sys
+import threading
 
 FLEET_DIR = ".edgeprune-fleet"          # in ROOT: the fleet's own state (partial copies, the result)
 PARTIAL_DIR = FLEET_DIR + "/partial"
@@ -153,9 +162,32 @@ def receive(root, stream, report):
         report({"path": header["path"], "ok": True})
 
 
+def supervise(root, command):
+    child = subprocess.Popen(command, cwd=root, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def watch():
+        while os.read(0, 4096):       # the raw descriptor: a buffered reader's lock would stop the exit
+            pass
+        if child.poll() is None:          # stdin closed while COMMAND runs: the host is gone
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
+            except OSError:
+                pass
+
+    threading.Thread(target=watch, daemon=True).start()
+    code = child.wait()
+    return code if code >= 0 else 128 - code
+
+
 def main(argv):
+    if len(argv) >= 3 and argv[0] == "supervise":
+        try:
+            return supervise(argv[1], argv[2:])
+        except OSError as exc:
+            sys.stderr.write("edgeprune on the device: could not run %s (%s)\n" % (argv[2], exc))
+            return 127
     if len(argv) != 2 or argv[0] not in ("inventory", "receive"):
-        sys.stderr.write("usage: inventory|receive ROOT\n")
+        sys.stderr.write("usage: inventory|receive ROOT, or supervise ROOT COMMAND...\n")
         return 2
     command, root = argv
 

@@ -141,9 +141,10 @@ def _send(ssh: Ssh, bundle: Path, files: Sequence[sync.BundleFile], sends: Seque
 
 def _install(ssh: Ssh, say: Callable[[str], None]) -> None:
     device = ssh.device
-    flag = {"offline": " --offline", "registry": " --registry"}.get(device.install, "")
-    proc = ssh.run(f"cd {shlex.quote(device.path)} && {shlex.quote(device.python)} runner install .{flag}",
-                   on_stderr=lambda line: say(f"install: {line.removeprefix('runner install: ')}"))
+    flag = {"offline": ["--offline"], "registry": ["--registry"]}.get(device.install, [])
+    proc = ssh.run(sync.remote_program("supervise", device.path, device.python,
+                                       [device.python, "runner", "install", ".", *flag]),
+                   on_stderr=lambda line: say(f"install: {line.removeprefix('runner install: ')}"), hold_stdin=True)
     if proc.returncode == EXIT_SSH_FAILED:
         raise _failed_connection(proc, "the install")
     if proc.returncode != 0:
@@ -154,12 +155,13 @@ def _install(ssh: Ssh, say: Callable[[str], None]) -> None:
 def _bench(ssh: Ssh, say: Callable[[str], None]) -> int:
     device = ssh.device
     options = " ".join(shlex.quote(arg) for arg in device.bench)
-    result = shlex.quote(REMOTE_RESULT)
-    command = (f"cd {shlex.quote(device.path)} && mkdir -p {shlex.quote(FLEET_DIR)} && rm -f {result} && "
-               f"{shlex.quote(device.python)} runner bench . --out {result} --label {shlex.quote(device.name)}"
-               + (f" {options}" if options else ""))
+    command = (f"cd {shlex.quote(device.path)} && mkdir -p {shlex.quote(FLEET_DIR)} && "
+               f"rm -f {shlex.quote(REMOTE_RESULT)} && "
+               + sync.remote_program("supervise", ".", device.python,
+                                     [device.python, "runner", "bench", ".", "--out", REMOTE_RESULT,
+                                      "--label", device.name, *device.bench]))
     say(f"bench: runner bench{' ' + options if options else ''}")
-    proc = ssh.run(command, on_stderr=lambda line: say(f"bench: {line}"))
+    proc = ssh.run(command, on_stderr=lambda line: say(f"bench: {line}"), hold_stdin=True)
     if proc.returncode == EXIT_SSH_FAILED:
         raise _failed_connection(proc, "the bench")
     if proc.returncode not in (0, 1):      # 1: --strict and some file could not be measured; the result is written

@@ -75,29 +75,26 @@ class Ssh:
             run([*self._options(), "-O", "exit", "--", self.device.host])
 
     def run(self, remote_command: str, feed: Feed | bytes | None = None, on_stderr: LineSink | None = None,
-            on_stdout: LineSink | None = None) -> Completed:
-        return run(self.argv(remote_command), feed, on_stderr, on_stdout)
+            on_stdout: LineSink | None = None, hold_stdin: bool = False) -> Completed:
+        return run(self.argv(remote_command), feed, on_stderr, on_stdout, hold_stdin)
 
 
 def _drain(stream: IO[bytes], keep: list, lines: LineSink | None, text: bool) -> None:
     for raw in iter(stream.readline, b""):
-        if text:
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            keep.append(line)
-            if lines is not None:
-                lines(line)
-        else:
-            keep.append(raw)
-            if lines is not None:
-                lines(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        line = raw.decode("utf-8", "replace").rstrip("\r\n")
+        keep.append(line if text else raw)
+        if lines is not None:
+            lines(line)
 
 
 def run(argv: Sequence[str], feed: Feed | bytes | None = None, on_stderr: LineSink | None = None,
-        on_stdout: LineSink | None = None) -> Completed:
+        on_stdout: LineSink | None = None, hold_stdin: bool = False) -> Completed:
     """Run ``argv``; ``feed`` writes its stdin (bytes, or a function given the pipe) while stdout and stderr are read
     in threads, so neither side waits on a full pipe. A remote side that stops reading ends the feed quietly: its
-    exit code and last line say why."""
-    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE if feed is not None else subprocess.DEVNULL,
+    exit code and last line say why. ``hold_stdin`` keeps stdin open, unwritten, until the process ends: the remote
+    side (device_side ``supervise``) takes its closing for this process being gone."""
+    piped = feed is not None or hold_stdin
+    proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out: list[bytes] = []
     err: list[str] = []
@@ -117,6 +114,8 @@ def run(argv: Sequence[str], feed: Feed | bytes | None = None, on_stderr: LineSi
             except (BrokenPipeError, ConnectionResetError):
                 pass
         proc.wait()
+        if hold_stdin and proc.stdin is not None and not proc.stdin.closed:
+            proc.stdin.close()
     except BaseException:
         proc.kill()
         proc.wait()

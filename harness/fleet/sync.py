@@ -89,14 +89,14 @@ def bundle_files(bundle: Path) -> list[BundleFile]:
     return sorted(files, key=lambda f: (f.path == MANIFEST, f.path))
 
 
-def remote_program(command: str, root: str, python: str = "python3") -> str:
+def remote_program(command: str, root: str, python: str = "python3", args: Sequence[str] = ()) -> str:
     """The remote shell command that runs device_side's ``command`` on ``root``: its source travels compressed in
     the command line (base64: no quote or newline for any login shell to misread), so the device needs nothing
     installed."""
     source = Path(device_side.__file__).read_bytes()
     blob = base64.b64encode(zlib.compress(source, 9)).decode("ascii")
     return f"{shlex.quote(python)} -c 'import base64,zlib;exec(zlib.decompress(base64.b64decode(\"{blob}\")))' " \
-           f"{command} {shlex.quote(root)}"
+           f"{command} {shlex.quote(root)}" + "".join(f" {shlex.quote(arg)}" for arg in args)
 
 
 def inventory_request(files: Sequence[BundleFile]) -> bytes:
