@@ -46,11 +46,20 @@ export: setup
 # per file, each 0.1 s window beside a 0.1 s window of the dense reference, so every speed-up gets a paired interval
 # over the rounds (runners/rounds.py); the whole of it takes no longer than the three 0.4 s windows it replaces.
 BENCH_TIMING := --rounds 5 --min-seconds 0.1
+# DEVICES=devices.toml benches the devices that file names over SSH instead (harness bench, docs/devices.md): only
+# the files a device lacks are copied, each result lands in $(RESULTS)/NAME.json; SSH_CONFIG=FILE is passed as ssh -F.
+DEVICES ?=
+SSH_CONFIG ?=
 bench: setup
 	@test -f $(BUNDLE)/manifest.json || { echo "no bundle in $(BUNDLE): run 'make export' first"; exit 2; }
 	@mkdir -p $(RESULTS)
+ifeq ($(strip $(DEVICES)),)
 	$(BIN)/runner bench $(BUNDLE) $(BENCH_TIMING) --out $(RESULTS)/workstation.json
 	$(BIN)/runner bench $(BUNDLE) $(BENCH_TIMING) --threads 1 --out $(RESULTS)/workstation-1thread.json
+else
+	$(BIN)/harness bench --devices $(DEVICES) --bundle $(BUNDLE) --results $(RESULTS) \
+		--bench-options "$(BENCH_TIMING)" $(if $(SSH_CONFIG),--ssh-config $(SSH_CONFIG))
+endif
 
 # The runner's wheels for devices without network, added to the bundle (wheels/, wheels/index.json with sha256);
 # downloads are cached in build/wheel-cache, so a second bundle needs no network. On the device:

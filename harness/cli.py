@@ -25,6 +25,7 @@ def cli() -> None:
 
     \b
     harness export   train, prune and export the configured variants into a device bundle
+    harness bench    copy the bundle to devices over SSH, bench it there, fetch the results
     harness report   merge device results (from `runner bench`) with the bundle into a report
     """
 
@@ -222,12 +223,60 @@ def report_cmd(results, bundle_dir, out, pdf) -> None:
         click.echo(f"report.pdf: not written: {exc}", err=True)
 
 
+@cli.command("bench")
+@click.option("--device", "addresses", multiple=True, metavar="[NAME=]ssh://[user@]host[:port][/path]",
+              help="A device to bench over SSH (repeatable); a ~/.ssh/config alias works as host; /path is the "
+                   "bundle folder there (/~/path: under the home folder; default ~/edgeprune-bundle); NAME (default: "
+                   "the host) names its result file and report column.")
+@click.option("--devices", "devices_file", type=click.Path(path_type=Path), default=None,
+              help="A TOML file of devices: [devices.NAME] tables with address, bench, install, python, and an "
+                   "optional [defaults] table (docs/devices.md).")
+@click.option("--bundle", "bundle_dir", type=click.Path(path_type=Path), default=Path("build/bundle"),
+              show_default=True, help="The bundle to copy to every device and bench there.")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=Path("build/results"),
+              show_default=True, help="Folder the results are fetched into, one NAME.json per device.")
+@click.option("--bench-options", default=None, metavar="'OPTIONS'",
+              help="runner bench options for every device, before each device's own (e.g. '--rounds 3').")
+@click.option("--ssh-config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Another OpenSSH client configuration file (ssh -F FILE) instead of ~/.ssh/config.")
+@click.option("--connect-timeout", type=click.IntRange(1, 600), default=10, show_default=True,
+              help="Seconds ssh waits for each device to answer before it counts as unreachable.")
+@click.option("--quiet", is_flag=True, help="No progress lines (the summary and errors are still printed).")
+def bench_cmd(addresses, devices_file, bundle_dir, results_dir, bench_options, ssh_config, connect_timeout,
+              quiet) -> None:
+    """Bench the bundle on remote devices over SSH, all at once, and fetch every result into --results.
+
+    Per device: copy only the files it does not already hold (by sha256), install the runner's requirements when
+    needed (the bundle's install script; carried wheels offline), run `runner bench --label NAME`, fetch the result.
+    A device that fails is one sentence in the summary and the others are still measured; the exit code is 1 when
+    any device failed, 2 for bad input. Then: harness report RESULTS/*.json (make report).
+    """
+    from harness.fleet.devices import bench_options as parse_options, fleet
+    from harness.fleet.run import DevicesFailed, Reporter, bench_fleet, summary
+
+    if ssh_config is not None and not ssh_config.is_file():
+        raise EdgepruneError(f"--ssh-config {ssh_config} is not a file.")
+    common = parse_options(bench_options, "--bench-options") if bench_options else ()
+    devices = fleet(addresses, devices_file, common)
+    problem = output_problem(results_dir, folder=True, reads=[bundle_dir])
+    if problem:
+        raise EdgepruneError(f"--results {results_dir} {problem}.")
+    outcomes = bench_fleet(devices, bundle_dir, results_dir, config=ssh_config, connect_timeout=connect_timeout,
+                           report=Reporter(quiet))
+    for line in summary(outcomes):
+        click.echo(line)
+    failed = [o.device.name for o in outcomes if not o.ok]
+    if failed:
+        raise DevicesFailed(f"{len(failed)} of {len(outcomes)} device(s) could not be measured "
+                            f"({', '.join(failed)}); the others' results are in {results_dir}.")
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except EdgepruneError as exc:   # messages quote manifests and results: shown terminal-safe
         click.echo(f"error: {terminal_safe(exc)}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("interrupted: finished runs are kept and resume on the next call.", err=True)
         sys.exit(130)
