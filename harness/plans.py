@@ -36,11 +36,13 @@ class TaskPlan:
     rounds: int | None = None     # pruning rounds; None: the profile's
     # Training, when the plan's model wants other settings than the lab's (a user's plugin may say so):
     # epochs (None: the profile's; the quick profile never trains longer than its own), batch size, learning rate,
-    # optimizer (harness.training.OPTIMIZERS) and the name of the task's own loss ("": cross-entropy).
+    # optimizer (harness.training.OPTIMIZERS), learning-rate schedule (harness.training.SCHEDULES) and the name of
+    # the task's own loss ("": cross-entropy).
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     optimizer: str = "adam"
+    schedule: str = "constant"
     loss: str = ""
     # A user's task comes with its own loader (data_dir, train_limit, eval_limit) -> TaskData; None: harness.data.
     load: Callable[..., TaskData] | None = None

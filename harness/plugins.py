@@ -3,7 +3,7 @@
 The function (called with no arguments, or with `data_dir=` when it takes that parameter) returns a dict or a
 dataclass such as `UserModel` with: `model` (an nn.Module), `train` and `eval` ((x, y) numpy arrays), `name`,
 and optionally `num_classes`, `example` (an input batch), `description`, `training` (epochs, batch_size, lr,
-optimizer, loss), `plan` (experiments, amount, rounds, imp and repeated methods, structured_ratios, structured
+optimizer, schedule, loss), `plan` (experiments, amount, rounds, imp and repeated methods, structured_ratios, structured
 settings) and `prunable` (opt-in recurrent/embedding weights). `user_plan` turns that into a plan
 (harness.plans.TaskPlan) that gets what a built-in task gets unless the plugin narrows it: baseline, repeated
 pruning, IMP with rewinding for every registered method, structured removal of 25/50/75% of the channels or hidden
@@ -44,7 +44,7 @@ from harness.experiments.structured import StructuredSettings
 from harness.plans import PLANS, Schedule, TaskPlan
 from harness.pruning import METHODS
 from harness.pruning.targets import opt_in, prunable_kinds
-from harness.training import OPTIMIZERS
+from harness.training import OPTIMIZERS, SCHEDULES
 
 USER_PREFIX = "user-"   # a user's model is named user-<module>-<function>
 
@@ -52,7 +52,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")   # names become file name
 # What a user's model gets unless its plugin's `plan` says otherwise: the whole plan a built-in task gets.
 USER_EXPERIMENTS = ("baseline", "repeated", "imp", "structured", "sensitivity")
 USER_STRUCTURED_RATIOS = (0.25, 0.5, 0.75)               # fraction of channels (or hidden units) removed
-TRAINING_KEYS = ("epochs", "batch_size", "lr", "optimizer", "loss")
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "loss")
 PLAN_KEYS = ("experiments", "amount", "rounds", "imp", "repeated", "structured_ratios", "structured")
 
 
@@ -74,7 +74,8 @@ class UserModel:
     example: np.ndarray | None = None     # default: the first eval rows
     description: str = ""
     # Optional choices, each with the built-in plans' default when absent:
-    training: dict | None = None          # epochs, batch_size, lr, optimizer ("adam", "adamw", "sgd"), loss (a function)
+    training: dict | None = None          # epochs, batch_size, lr, optimizer ("adam", "adamw", "sgd"),
+    #                                       schedule ("constant", "cosine"), loss (a function)
     plan: dict | None = None              # experiments, amount, rounds, imp / repeated (method names),
     #                                       structured_ratios, structured (StructuredSettings fields)
     prunable: tuple | None = None         # e.g. ("linear", "conv", "recurrent", "embedding"): opt-in weights
@@ -193,6 +194,9 @@ def _check_choices(user: UserModel, spec: str) -> None:
     if training.get("optimizer", "adam") not in OPTIMIZERS:
         raise EdgepruneError(f"--model {spec!r}: optimizer {training['optimizer']!r} is not one of "
                              f"{', '.join(OPTIMIZERS)}.")
+    if training.get("schedule", "constant") not in SCHEDULES:
+        raise EdgepruneError(f"--model {spec!r}: schedule {training['schedule']!r} is not one of "
+                             f"{', '.join(SCHEDULES)}.")
     if "loss" in training and not callable(training["loss"]):
         raise EdgepruneError(f"--model {spec!r}: `loss` must be a function loss(logits, labels) -> scalar tensor.")
     plan = user.plan or {}
@@ -307,7 +311,7 @@ def user_plan(spec: str, amount: float | None = None, rounds: int | None = None,
                     rounds=rounds if rounds is not None else plan.get("rounds"), repeated=repeated, imp=imp,
                     structured=structured, load=load, epochs=training.get("epochs"),
                     batch_size=training.get("batch_size"), lr=training.get("lr"),
-                    optimizer=training.get("optimizer", "adam"),
+                    optimizer=training.get("optimizer", "adam"), schedule=training.get("schedule", "constant"),
                     loss=getattr(loss, "__qualname__", "loss") if loss is not None else "")
 
 

@@ -26,6 +26,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 0.001
     optimizer: str = "adam"       # a key of OPTIMIZERS
+    schedule: str = "constant"    # a key of SCHEDULES: the learning rate over the run's steps
 
 
 # Optimizer name -> (parameters, lr) -> optimizer. Adam is the lab's; SGD with momentum 0.9 is the CNN classic.
@@ -33,6 +34,15 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": lambda params, lr: torch.optim.Adam(params, lr=lr),
     "adamw": lambda params, lr: torch.optim.AdamW(params, lr=lr),
     "sgd": lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9),
+}
+
+
+# Schedule name -> (optimizer, total steps) -> a per-step scheduler, or None for a constant learning rate. Cosine
+# decays to zero over the run, the usual schedule for fine-tuning after pruning (Torch-Pruning's and ShrinkBench's
+# recipes): a pruned net that keeps the training's full learning rate to its last step ends on a noisy point.
+SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler | None]] = {
+    "constant": lambda optimizer, steps: None,
+    "cosine": lambda optimizer, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1)),
 }
 
 
@@ -90,6 +100,7 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed
     with model_on(model) as device, Progress(label, total=cfg.epochs * steps_per_epoch, unit="step", quiet=quiet,
                                               leave=False) as progress:
         optimizer = OPTIMIZERS[cfg.optimizer]([p for p in model.parameters() if p.requires_grad], cfg.lr)
+        scheduler = SCHEDULES[cfg.schedule](optimizer, cfg.epochs * steps_per_epoch)
         model.train()
         for epoch in range(cfg.epochs):
             order = torch.randperm(n, generator=generator)
@@ -102,6 +113,8 @@ def train(model: nn.Module, x: np.ndarray, y: np.ndarray, cfg: TrainConfig, seed
                 for hook in hooks:
                     hook.after_backward(model, steps, loss.detach())
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 running += loss.item()
                 steps += 1
                 progress.update(1, status=f"epoch {epoch + 1}/{cfg.epochs} loss {running / (i + 1):.4f}")

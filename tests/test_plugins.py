@@ -202,13 +202,25 @@ PLUGIN_WITH_CHOICES = textwrap.dedent('''
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
         return {"name": "choosy-user", "model": model, "train": (x[:200], y[:200]), "eval": (x[200:], y[200:]),
-                "training": {"epochs": 3, "lr": 0.01, "optimizer": "sgd", "batch_size": 32, "loss": counting_loss},
+                "training": {"epochs": 3, "lr": 0.01, "optimizer": "sgd", "batch_size": 32, "loss": counting_loss,
+                             "schedule": "cosine"},
                 "plan": {"experiments": ["baseline", "imp"], "imp": ["l1", "snip"], "amount": 0.5,
-                         "structured_ratios": [0.5]}}
+                         "structured_ratios": [0.5],
+                         "structured": {"finetune_epochs": 2, "finetune_lr": 0.003, "finetune_schedule": "cosine"}}}
 
     def bad_key():
         result = build()
         result["training"] = {"epoch": 3}
+        return result
+
+    def bad_schedule():
+        result = build()
+        result["training"] = {"schedule": "warm restarts"}
+        return result
+
+    def bad_finetune_schedule():
+        result = build()
+        result["plan"] = {"structured": {"finetune_schedule": "step"}}
         return result
 ''')
 
@@ -216,6 +228,7 @@ PLUGIN_WITH_CHOICES = textwrap.dedent('''
 def test_a_plugin_chooses_its_training_and_plan(tmp_path, registries_untouched):
     from harness.experiments.settings import task_loss
     from harness.experiments.settings import PROFILES
+    from harness.experiments.structured import finetune_config
     from harness.pipeline import train_settings
 
     path = tmp_path / "choosy_plugin.py"
@@ -225,6 +238,9 @@ def test_a_plugin_chooses_its_training_and_plan(tmp_path, registries_untouched):
     assert plan.amount == 0.5 and [s.ratio for s in plan.structured] == [0.5]
     ts = train_settings(plan, PROFILES["full"], seed=0)
     assert (ts.epochs, ts.lr, ts.optimizer, ts.batch_size, ts.loss) == (3, 0.01, "sgd", 32, "counting_loss")
+    assert ts.schedule == ts.train_config.schedule == "cosine"
+    finetune = finetune_config(ts, plan.structured[0])
+    assert (finetune.epochs, finetune.lr, finetune.schedule, finetune.optimizer) == (2, 0.003, "cosine", "sgd")
     assert train_settings(plan, PROFILES["quick"], seed=0).epochs == 1        # quick stays quick
     task = plan.load(None, None, None)
     calls = sys.modules["edgeprune_user_choosy_plugin"].CALLS
@@ -233,6 +249,10 @@ def test_a_plugin_chooses_its_training_and_plan(tmp_path, registries_untouched):
     assert base.metrics["train"]["steps"] == 21
     with pytest.raises(EdgepruneError, match="'epoch'; known: epochs"):
         plugins.user_plan(f"{path}:bad_key")
+    with pytest.raises(EdgepruneError, match="schedule 'warm restarts' is not one of constant, cosine"):
+        plugins.user_plan(f"{path}:bad_schedule")
+    with pytest.raises(EdgepruneError, match="finetune_schedule 'step' is not one of constant, cosine"):
+        plugins.user_plan(f"{path}:bad_finetune_schedule")
 
 
 def _export(*args, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -64,3 +65,43 @@ def test_callbacks_are_called_after_backward_before_the_step_and_at_each_epoch_e
     assert torch.equal(recorder.weights_at_backward[0], initial), "the optimizer has not stepped yet at step 0"
     assert not torch.equal(recorder.weights_at_backward[1], initial)
     assert all(l > 0 for _, _, l in backward)
+
+
+def test_a_cosine_schedule_decays_the_learning_rate_to_zero_over_the_run(tiny_task):
+    import harness.training as training
+
+    seen = []
+    original = training.SCHEDULES["cosine"]
+
+    def recording(optimizer, steps):
+        scheduler = original(optimizer, steps)
+        step = scheduler.step
+
+        def step_and_record():
+            step()
+            seen.append(optimizer.param_groups[0]["lr"])
+        scheduler.step = step_and_record
+        return scheduler
+
+    training.SCHEDULES["cosine"] = recording
+    try:
+        train(make_ffn(), tiny_task.train_x, tiny_task.train_y, TrainConfig(epochs=2, batch_size=64, lr=0.01,
+                                                                             schedule="cosine"), seed=3, quiet=True)
+    finally:
+        training.SCHEDULES["cosine"] = original
+    assert len(seen) == 2 * 512 // 64
+    assert seen[0] < 0.01 and seen[-1] == 0.0 and all(a >= b for a, b in zip(seen, seen[1:]))
+    assert seen[len(seen) // 2 - 1] == pytest.approx(0.005, rel=1e-6)       # half-way: half the learning rate
+
+
+def test_the_constant_schedule_trains_exactly_as_before_schedules_existed(tiny_task):
+    assert TrainConfig().schedule == "constant"
+    plain = trained_state(tiny_task)
+    model = make_ffn()
+    train(model, tiny_task.train_x, tiny_task.train_y, TrainConfig(epochs=2, batch_size=64, lr=0.01,
+                                                                   schedule="constant"), seed=3, quiet=True)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in plain.items())
+    cosine = make_ffn()
+    train(cosine, tiny_task.train_x, tiny_task.train_y, TrainConfig(epochs=2, batch_size=64, lr=0.01,
+                                                                    schedule="cosine"), seed=3, quiet=True)
+    assert not torch.equal(cosine.out.weight, model.out.weight)

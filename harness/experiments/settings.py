@@ -20,6 +20,7 @@ class TrainSettings:
     train_limit: int | None = None    # None: the whole training split
     eval_limit: int | None = None     # None: the whole eval split
     optimizer: str = "adam"           # harness.training.OPTIMIZERS
+    schedule: str = "constant"        # harness.training.SCHEDULES
     loss: str = ""                    # "": cross-entropy; else the name of the task's own loss (TaskData.extra)
     # How `seed` seeds init, data order, dropout and calibration (harness.seeds). The default is the old, shared
     # seeding, so folders named before the setting existed keep their meaning; exports ask for "split".
@@ -37,7 +38,8 @@ class TrainSettings:
 
     @property
     def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer)
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, optimizer=self.optimizer,
+                           schedule=self.schedule)
 
     @property
     def kwargs(self) -> dict:

@@ -20,7 +20,7 @@ from harness.experiments.store import ensure_config, experiment_folder, variant_
 from harness.experiments.variant import Variant, is_finished, load_variant, save_variant
 from harness import metrics
 from harness.structured import KINDS, SCOPES, IMPORTANCE, prune_structured, structure_ratio
-from harness.training import train
+from harness.training import SCHEDULES, TrainConfig, train
 
 EXAMPLE_ROWS = 16                  # training rows that trace the dependency graph and check each group
 UNDER_PRUNED = 0.5                 # a variant removing less than this share of the units it was asked to is flagged
@@ -41,12 +41,19 @@ class StructuredSettings:
     floor: float = 0.0             # fraction of each group always kept (a unit at least): no layer vanishes
     untouchable: tuple[str, ...] = ()   # modules (with their submodules) never pruned; the classifier never is
     calibration_samples: int = 256      # labelled training rows for taylor importance
+    finetune_lr: float = 0.0            # 0: the training's learning rate
+    finetune_schedule: str = "constant"  # harness.training.SCHEDULES, over the fine-tune's steps
 
     def __post_init__(self):
         for field_name, value, known in (("kind", self.kind, KINDS), ("scope", self.scope, SCOPES),
                                          ("importance", self.importance, IMPORTANCE)):
             if value not in known:
                 raise EdgepruneError(f"structured {field_name} {value!r} is not one of {', '.join(known)}.")
+        if self.finetune_schedule not in SCHEDULES:
+            raise EdgepruneError(f"structured finetune_schedule {self.finetune_schedule!r} is not one of "
+                                 f"{', '.join(SCHEDULES)}.")
+        if not self.finetune_lr >= 0:
+            raise EdgepruneError(f"structured finetune_lr {self.finetune_lr} must be 0 (the training's) or more.")
         if not 0 <= self.ratio <= 1 or not 0 <= self.floor <= 1:
             raise EdgepruneError(f"structured ratio {self.ratio} and floor {self.floor} must be fractions 0-1.")
         object.__setattr__(self, "untouchable", tuple(self.untouchable))
@@ -61,6 +68,12 @@ class StructuredSettings:
         extra = [f"round{self.round_to}" if self.round_to else "", "global" if self.scope == "global" else "",
                  f"floor{round(self.floor * 100)}" if self.floor else ""]
         return "-".join([f"{self.method}-r{round(self.ratio * 100)}", *filter(None, extra)])
+
+
+def finetune_config(ts: TrainSettings, ss: StructuredSettings) -> TrainConfig:
+    """The training's settings with the fine-tune's epochs, learning rate and schedule."""
+    return dataclasses.replace(ts.train_config, epochs=ss.finetune_epochs, lr=ss.finetune_lr or ts.lr,
+                               schedule=ss.finetune_schedule)
 
 
 def kept_widths(dense: nn.Module, pruned: nn.Module) -> dict[str, list[int]]:
@@ -97,8 +110,7 @@ def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: Ta
     info = None
     if ss.finetune_epochs > 0:
         ts.streams.seed_training()
-        info = train(model, task.train_x, task.train_y, dataclasses.replace(ts.train_config, epochs=ss.finetune_epochs),
-                     seed=ts.streams.data_order, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet,
+        info = train(model, task.train_x, task.train_y, finetune_config(ts, ss), seed=ts.streams.data_order, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet,
                      loss_fn=task_loss(task))
     achieved = structure_ratio(plan)
     dense_params = metrics.count_parameters(dense)[0]
