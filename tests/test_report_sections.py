@@ -153,7 +153,7 @@ def test_storage_ratios_and_coo_explanation(rich):
 
 
 def test_methods_paragraph(rich):
-    methods = section(rich["md"], f"### pi5 (threads auto, batch 1)")
+    methods = section(rich["md"], "### pi5 (threads auto, batch 1)")
     # Shared levels 50% and 75%: the highest is 75; l1 is the mean of seeds 0, 1 (95.5, 95.7), sample std 0.14.
     assert ("At 75% sparsity after repeated pruning: l1 95.60 ± 0.14% (2 seeds), wanda 95.20% (1 seed), "
             "random 88.00% (1 seed).") in methods
