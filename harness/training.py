@@ -37,9 +37,9 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-# Schedule name -> (optimizer, total steps) -> a per-step scheduler, or None for a constant learning rate. Cosine
-# decays to zero over the run, the usual schedule for fine-tuning after pruning (Torch-Pruning's and ShrinkBench's
-# recipes): a pruned net that keeps the training's full learning rate to its last step ends on a noisy point.
+# Schedule name -> (optimizer, total steps) -> a per-step scheduler, or None for a constant learning rate (the lab's).
+# Cosine decays the rate to zero over the run's steps: a small net that keeps a high rate to its last step ends on a
+# noisy point (examples/small_cnn.py: dense 96.89% constant, 98.40% cosine, full profile, seed 0).
 SCHEDULES: dict[str, Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler | None]] = {
     "constant": lambda optimizer, steps: None,
     "cosine": lambda optimizer, steps: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1)),

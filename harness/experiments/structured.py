@@ -110,8 +110,8 @@ def structured_pruning(root, ts: TrainSettings, ss: StructuredSettings, task: Ta
     info = None
     if ss.finetune_epochs > 0:
         ts.streams.seed_training()
-        info = train(model, task.train_x, task.train_y, finetune_config(ts, ss), seed=ts.streams.data_order, label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet,
-                     loss_fn=task_loss(task))
+        info = train(model, task.train_x, task.train_y, finetune_config(ts, ss), seed=ts.streams.data_order,
+                     label=f"structured {ss.method} {ss.ratio:g} fine-tune", quiet=quiet, loss_fn=task_loss(task))
     achieved = structure_ratio(plan)
     dense_params = metrics.count_parameters(dense)[0]
     variant = Variant(name=variant_name(ts, "structured", ss.label),
