@@ -71,6 +71,15 @@ def test_hostile_or_malformed_addresses_are_one_sentence(address: str, words: st
     with pytest.raises(DeviceSpecError) as err:
         parse_address(address)
     assert words in str(err.value) and "\n" not in str(err.value)
+    assert "secret" not in str(err.value)
+
+
+@pytest.mark.parametrize("address", ["ssh://user:secret@host/eb", "ssh://u:secret@host:99999/eb",
+                                     "ssh://u:se@cret@host/eb\n", "x=ssh://u:secret@ho$t/eb"])
+def test_an_address_with_a_password_never_repeats_it(address: str) -> None:
+    with pytest.raises(DeviceSpecError) as err:
+        parse_address(address)
+    assert "secret" not in str(err.value) and "cret" not in str(err.value) and "***" in str(err.value)
 
 
 def test_the_devices_file(tmp_path: Path) -> None:

@@ -47,8 +47,21 @@ _HOST = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,252}$")
 _IPV6 = re.compile(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?$")
 
 
+# user:password@ in a URL; the password is what no message may repeat (greedy up to the last '@' of the authority).
+_URL_PASSWORD = re.compile(r"(://[^/?#:@]*):[^/?#]*@")
+
+
+def without_password(text: str) -> str:
+    """`text` with the password of any URL in it replaced by ***: an error must not copy a secret into a log."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
+
+
 class DeviceSpecError(EdgepruneError):
-    """A device address, name or option that cannot be used; one sentence, exit 2."""
+    """A device address, name or option that cannot be used; one sentence, exit 2. Any URL password in the sentence
+    is shown as ***."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(without_password(message))
 
 
 @dataclass(frozen=True)
