@@ -7,6 +7,7 @@ without torch, and this conftest is loaded for them too.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import numpy as np
@@ -20,6 +21,13 @@ for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 FEATURES, CLASSES = 16, 3
 N_TRAIN, N_EVAL = 512, 128
+
+
+def sigint_as_on_a_terminal() -> None:
+    """Popen's preexec_fn for a child the test stops with Ctrl-C (SIGINT): a shell runs a background job with SIGINT
+    ignored, and the child inherits that (`nohup bash .ci/run &` made the Ctrl-C tests fail: the export never saw
+    the signal), so the child gets the default disposition, as a program started from a terminal has it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_task(seed: int = 0):

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from conftest import sigint_as_on_a_terminal
 from graph_fixtures import export, export_args, finished_files, tiny_module
 from harness.distributed import local_threads, threads_per_host, worker_facts
 from harness.experiments.claim import CLAIM_FILE, is_claimed
@@ -107,7 +108,8 @@ def test_ctrl_c_stops_the_workers_and_the_next_export_resumes(tiny):
     runs = root / "interrupted-runs"
     env = {**os.environ, "EDGEPRUNE_TEST_STEP_SECONDS": "0.5"}
     proc = subprocess.Popen(export_args(module, root, "interrupted", "--workers", "2", "--quiet"), env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=sigint_as_on_a_terminal)
     try:
         assert _wait(lambda: list(runs.rglob("variant.json")), timeout=120)
         os.killpg(proc.pid, signal.SIGINT)                    # what a terminal's Ctrl-C sends

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import sigint_as_on_a_terminal
+
 DATA = os.environ.get("EDGEPRUNE_DATA")
 needs_mnist = pytest.mark.skipif(not DATA or not (Path(DATA) / "mnist").is_dir(),
                                  reason="EDGEPRUNE_DATA does not hold mnist/")
@@ -137,7 +139,8 @@ def test_export_stopped_during_imp_resumes_at_the_last_finished_round(tmp_path, 
     runs, out = tmp_path / "runs", tmp_path / "bundle"
     args = [str(BIN / "harness"), "export", "--profile", "quick", "--tasks", "mnist", "--experiments", "imp",
             "--runs-dir", str(runs), "--out", str(out), "--quiet"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=sigint_as_on_a_terminal)
     deadline = time.monotonic() + 300
     while not list(runs.glob("train-*/imp-*/it2/variant.json")) and proc.poll() is None:
         assert time.monotonic() < deadline, "IMP round 2 did not finish in 5 minutes"
