@@ -5,6 +5,12 @@ says when a slow number came from a hot or capped CPU.
 Sources, each optional (a missing /sys or /proc entry makes its value None, never an error): cpufreq in /sys (or
 /proc/cpuinfo's "cpu MHz" on virtual machines), psutil.sensors_temperatures() (hwmon and thermal zones), the x86
 kernel's thermal_throttle counters, and the Raspberry Pi firmware's throttled flags (sysfs, else vcgencmd).
+
+It also records how busy the rest of the machine was: the CPU seconds the whole machine spent busy (psutil's
+system-wide cpu_times) minus those of the runner and the fresh processes it waited for, over the run's wall time.
+Why: on a shared machine a neighbour's load moves latencies and even speed-up ratios (on the 2-vCPU workstation a
+training job on the other vCPU doubled a small file's p50 and took the FFN's 50% speed-up from about 7x to 3.7x),
+and neither the paired windows nor the A/A control can show that, since both sides share the load.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ CPU_SYS = "/sys/devices/system/cpu"
 RPI_THROTTLED_BITS = {0: "under-voltage", 1: "arm frequency capped", 2: "throttled", 3: "soft temperature limit"}
 RPI_SYSFS_THROTTLED = "/sys/devices/platform/soc/soc:firmware/get_throttled"
 FREQUENCY_DROP = 0.10   # a core's frequency after a timing window more than 10% below its highest one is a drop
+OTHER_LOAD = 0.25       # other processes busy for more than a quarter of a core on average: the run shared the CPU
 
 
 def _read(path: str) -> str | None:
@@ -117,15 +124,52 @@ def throttle_counts(root: str = CPU_SYS) -> int | None:
     return int(sum(counts)) if counts else None
 
 
+def cpu_seconds() -> dict[str, Any]:
+    """Busy CPU seconds of the whole machine and of this process with the children it waited for, and a monotonic
+    clock; None for what psutil cannot read here."""
+    import time
+
+    import psutil
+
+    def machine() -> float:
+        t = psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "guest", 0.0)
+                     - getattr(t, "guest_nice", 0.0))   # guest time is already counted in user time on Linux
+
+    def own() -> float:
+        t = psutil.Process().cpu_times()
+        return float(t.user + t.system + getattr(t, "children_user", 0.0) + getattr(t, "children_system", 0.0))
+
+    def safe(fn: Callable[[], float]) -> float | None:
+        try:
+            return fn()
+        except Exception:  # noqa: BLE001 - a fact the platform does not offer is None, never an error
+            return None
+
+    return {"machine_busy_s": safe(machine), "own_s": safe(own), "clock_s": time.monotonic(),
+            "logical_cores": psutil.cpu_count()}
+
+
 def snapshot() -> dict[str, Any]:
-    """The CPU's state now: per-core frequencies and governors, temperatures, throttling."""
+    """The CPU's state now: per-core frequencies and governors, temperatures, throttling, CPU seconds."""
     rpi = _rpi_throttled()
     return {
         "cores": core_frequencies(),
         "temperatures_c": temperatures(),
         "throttle_count": throttle_counts(),
         "rpi_throttled": None if rpi is None else {"raw": hex(rpi), **decode_rpi_throttled(rpi)},
+        "cpu_seconds": cpu_seconds(),
     }
+
+
+def other_load(before: dict[str, Any], after: dict[str, Any]) -> float | None:
+    """Cores kept busy by other processes during the run, on average (None when it cannot be told)."""
+    b, a = before.get("cpu_seconds") or {}, after.get("cpu_seconds") or {}
+    keys = ("machine_busy_s", "own_s", "clock_s")
+    if any(b.get(k) is None or a.get(k) is None for k in keys) or a["clock_s"] <= b["clock_s"]:
+        return None
+    other = (a["machine_busy_s"] - b["machine_busy_s"]) - (a["own_s"] - b["own_s"])
+    return round(max(other, 0.0) / (a["clock_s"] - b["clock_s"]), 2)
 
 
 def during_run(before: dict[str, Any], after: dict[str, Any], samples: list[list[float | None]]
@@ -135,7 +179,8 @@ def during_run(before: dict[str, Any], after: dict[str, Any], samples: list[list
     frequency_dropped: a core's lowest sample is more than FREQUENCY_DROP below its highest, or a core's max
     frequency was lowered between before and after. throttled: the x86 throttle count rose, or the Pi firmware
     reports throttling or capping now or newly since boot. Each is None when there is nothing to compare; the
-    reasons say in words what was seen.
+    reasons say in words what was seen. other_load_cores: how many cores other processes kept busy on average
+    (other_load: more than OTHER_LOAD of a core).
     """
     reasons: list[str] = []
     dropped: bool | None = None
@@ -170,4 +215,11 @@ def during_run(before: dict[str, Any], after: dict[str, Any], samples: list[list
         throttled = bool(throttled) or bool(flagged)
         if flagged:
             reasons.append("the Raspberry Pi firmware reports " + ", ".join(sorted(set(ra["now"]) | set(new))))
-    return {"frequency_dropped": dropped, "throttled": throttled, "reasons": reasons}
+    load = other_load(before, after)
+    busy = None if load is None else load > OTHER_LOAD
+    if busy:
+        cores = (after.get("cpu_seconds") or {}).get("logical_cores")
+        reasons.append(f"other processes kept {load:.2f}{f' of {cores}' if cores else ''} cores busy on average, "
+                       f"which moves latencies and speed-up ratios")
+    return {"frequency_dropped": dropped, "throttled": throttled, "other_load": busy, "other_load_cores": load,
+            "reasons": reasons}

@@ -89,7 +89,8 @@ def _state(max_mhz=1800.0, count=None, rpi=None):
 
 def test_a_frequency_drop_or_throttling_during_the_run_is_flagged() -> None:
     steady = thermal.during_run(_state(), _state(), [[1800.0], [1790.0]])
-    assert steady == {"frequency_dropped": False, "throttled": None, "reasons": []}
+    assert steady == {"frequency_dropped": False, "throttled": None, "other_load": None, "other_load_cores": None,
+                      "reasons": []}
     dropped = thermal.during_run(_state(), _state(), [[1800.0], [1200.0]])
     assert dropped["frequency_dropped"] and "1200 MHz" in dropped["reasons"][0]
     capped = thermal.during_run(_state(), _state(max_mhz=1500.0), [])
@@ -100,7 +101,22 @@ def test_a_frequency_drop_or_throttling_during_the_run_is_flagged() -> None:
                             _state(rpi={"now": [], "since_boot": ["soft temperature limit"]}), [])
     assert pi["throttled"] and "soft temperature limit" in pi["reasons"][0]
     unknown = thermal.during_run({}, {}, [])
-    assert unknown["frequency_dropped"] is None and unknown["throttled"] is None
+    assert unknown["frequency_dropped"] is None and unknown["throttled"] is None and unknown["other_load"] is None
+
+
+def _cpu(busy, own, clock):
+    return {"cpu_seconds": {"machine_busy_s": busy, "own_s": own, "clock_s": clock, "logical_cores": 4}}
+
+
+def test_other_processes_busy_during_the_run_are_counted_apart_from_the_runners_own_cpu() -> None:
+    # 10 s of wall time: the machine was busy 25 CPU seconds, 9 of them the runner's and its children's
+    busy = thermal.during_run(_cpu(100.0, 2.0, 50.0), _cpu(125.0, 11.0, 60.0), [])
+    assert busy["other_load_cores"] == 1.6 and busy["other_load"] is True
+    assert "other processes kept 1.60 of 4 cores busy" in busy["reasons"][0]
+    quiet = thermal.during_run(_cpu(100.0, 2.0, 50.0), _cpu(110.5, 11.0, 60.0), [])
+    assert quiet["other_load_cores"] == 0.15 and quiet["other_load"] is False and quiet["reasons"] == []
+    unreadable = thermal.during_run(_cpu(None, 2.0, 50.0), _cpu(110.0, 11.0, 60.0), [])
+    assert unreadable["other_load_cores"] is None and unreadable["other_load"] is None
 
 
 def test_a_bench_records_the_state_before_and_after(tmp_path: Path) -> None:
@@ -111,7 +127,9 @@ def test_a_bench_records_the_state_before_and_after(tmp_path: Path) -> None:
     result = run_bench(tmp_path / "b", BenchSettings(min_runs=3, min_seconds=0, warmup=0), progress=lambda s: None)
     device = result["device"]
     assert {"state_before", "state_after", "during_run", "emulated", "board", "arm_cores"} <= set(device)
-    assert set(device["during_run"]) == {"frequency_dropped", "throttled", "reasons"}
+    assert set(device["during_run"]) == {"frequency_dropped", "throttled", "other_load", "other_load_cores", "reasons"}
+    assert device["during_run"]["other_load_cores"] >= 0     # psutil reads /proc here
+    assert {"machine_busy_s", "own_s", "clock_s"} <= set(device["state_after"]["cpu_seconds"])
     assert device["emulated"] is not True   # this machine runs its own architecture
     json.dumps(result, allow_nan=False)
 

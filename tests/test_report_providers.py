@@ -48,9 +48,11 @@ def emulated_result(manifest, int8_accuracy):
                                                "CPU, so this CPU is emulated and its timings are not the device's",
                             arm_cores=[{"implementer": "0x41 (Arm)", "part": "0xd08", "core": "Cortex-A72",
                                         "count": 2}],
-                            during_run={"frequency_dropped": True, "throttled": None,
+                            during_run={"frequency_dropped": True, "throttled": None, "other_load": True,
+                                        "other_load_cores": 1.0,
                                         "reasons": ["cpu0 ran at 1200 MHz after one timing window and 1800 MHz "
-                                                    "after another"]})
+                                                    "after another", "other processes kept 1.00 of 2 cores busy on "
+                                                    "average, which moves latencies and speed-up ratios"]})
     for entry in result["models"]:
         if entry["format"] == "onnx-int8-dynamic":
             entry["accuracy"] = int8_accuracy
@@ -114,6 +116,8 @@ def test_an_emulated_device_is_flagged_wherever_its_numbers_are_and_int8_host_mi
     devices_md = section(md, "## Devices")
     assert "yes: timings are functional only, not the device's (Python runs as aarch64" in devices_md
     assert "2x Cortex-A72" in devices_md and "frequency dropped: yes; throttled: —" in devices_md
+    assert ("frequency dropped: yes; throttled: —; other processes kept 1.00 cores busy (cpu0 ran at 1200 MHz after "
+            "one timing window and 1800 MHz after another) |") in devices_md
 
     rows = quantization_rows(frame)
     flagged = rows[rows["int8_host_flag"]]

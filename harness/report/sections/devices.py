@@ -39,9 +39,14 @@ def run_facts(flat: Mapping[str, Any]) -> dict[str, str]:
     evidence = known(flat, "device.emulation_evidence")
     dropped, throttled = (known(flat, f"device.during_run.{k}") for k in ("frequency_dropped", "throttled"))
     reasons = flat.get("device.during_run.reasons")
-    during = DASH if dropped is None and throttled is None else \
+    load = known(flat, "device.during_run.other_load_cores")
+    load = load if isinstance(load, (int, float)) and not isinstance(load, bool) else None   # a result is input
+    # the other-load reason repeats the number the cell states already
+    shown = [r for r in (reasons if isinstance(reasons, list) else []) if not str(r).startswith("other processes")]
+    during = DASH if dropped is None and throttled is None and load is None else \
         f"frequency dropped: {_yes_no(dropped)}; throttled: {_yes_no(throttled)}" + \
-        (f" ({'; '.join(reasons)})" if isinstance(reasons, list) and reasons else "")
+        (f"; other processes kept {fmt_number(float(load), '.2f')} cores busy" if load is not None else "") + \
+        (f" ({'; '.join(shown)})" if shown else "")
     temps = {when: [float(v) for v in _under(flat, f"device.state_{when}.temperatures_c.").values()]
              for when in ("before", "after")}
     temp_text = DASH if not (temps["before"] or temps["after"]) else " / ".join(
