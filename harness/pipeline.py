@@ -134,8 +134,8 @@ def train_settings(plan: TaskPlan, profile, seed: int, seed_streams: str = DEFAU
     defaults = TrainSettings()
     return TrainSettings(task=plan.task, model=plan.model, model_kwargs=plan.model_kwargs, epochs=epochs,
                          batch_size=plan.batch_size or defaults.batch_size, lr=plan.lr or defaults.lr,
-                         optimizer=plan.optimizer, schedule=plan.schedule, loss=plan.loss, seed=seed, train_limit=profile.train_limit,
-                         eval_limit=profile.eval_limit, seed_streams=seed_streams)
+                         optimizer=plan.optimizer, schedule=plan.schedule, loss=plan.loss, seed=seed,
+                         train_limit=profile.train_limit, eval_limit=profile.eval_limit, seed_streams=seed_streams)
 
 
 def check_experiments_exist(settings: ExportSettings) -> None:

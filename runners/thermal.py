@@ -29,6 +29,7 @@ RPI_THROTTLED_BITS = {0: "under-voltage", 1: "arm frequency capped", 2: "throttl
 RPI_SYSFS_THROTTLED = "/sys/devices/platform/soc/soc:firmware/get_throttled"
 FREQUENCY_DROP = 0.10   # a core's frequency after a timing window more than 10% below its highest one is a drop
 OTHER_LOAD = 0.25       # other processes busy for more than a quarter of a core on average: the run shared the CPU
+OTHER_LOAD_REASON = "other processes kept"   # how that reason begins (the report states the number itself)
 
 
 def _read(path: str) -> str | None:
@@ -219,7 +220,8 @@ def during_run(before: dict[str, Any], after: dict[str, Any], samples: list[list
     busy = None if load is None else load > OTHER_LOAD
     if busy:
         cores = (after.get("cpu_seconds") or {}).get("logical_cores")
-        reasons.append(f"other processes kept {load:.2f}{f' of {cores}' if cores else ''} cores busy on average, "
+        of_cores = f" of {cores}" if cores else ""
+        reasons.append(f"{OTHER_LOAD_REASON} {load:.2f}{of_cores} cores busy on average, "
                        f"which moves latencies and speed-up ratios")
     return {"frequency_dropped": dropped, "throttled": throttled, "other_load": busy, "other_load_cores": load,
             "reasons": reasons}

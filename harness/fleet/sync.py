@@ -128,7 +128,7 @@ def stream(bundle: Path, sends: Sequence[Send], keep: Sequence[str],
         for send in sends:
             header = {**send.file.as_request(), "offset": send.offset, "executable": send.file.executable}
             pipe.write(json.dumps(header).encode() + b"\n")
-            with open(bundle / send.file.path, "rb") as fh:
+            with open(confine(bundle, send.file.path), "rb") as fh:    # a link swapped in since the hashing
                 fh.seek(send.offset)
                 left = send.bytes
                 while left:

@@ -14,6 +14,7 @@ from harness.report.compare import device_bands, timing_label
 from harness.report.format import DASH, fmt_number, fmt_text, known
 from harness.report.load import BYTES_PER_MB, BYTES_PER_MIB, call_api, flatten
 from harness.report.render import Block, Heading, Paragraph, Table
+from runners.thermal import OTHER_LOAD_REASON
 
 
 def _under(flat: Mapping[str, Any], prefix: str) -> dict[str, Any]:
@@ -42,10 +43,11 @@ def run_facts(flat: Mapping[str, Any]) -> dict[str, str]:
     load = known(flat, "device.during_run.other_load_cores")
     load = load if isinstance(load, (int, float)) and not isinstance(load, bool) else None   # a result is input
     # the other-load reason repeats the number the cell states already
-    shown = [r for r in (reasons if isinstance(reasons, list) else []) if not str(r).startswith("other processes")]
+    shown = [r for r in (reasons if isinstance(reasons, list) else [])
+             if not str(r).startswith(OTHER_LOAD_REASON)]
     during = DASH if dropped is None and throttled is None and load is None else \
         f"frequency dropped: {_yes_no(dropped)}; throttled: {_yes_no(throttled)}" + \
-        (f"; other processes kept {fmt_number(float(load), '.2f')} cores busy" if load is not None else "") + \
+        (f"; {OTHER_LOAD_REASON} {fmt_number(float(load), '.2f')} cores busy" if load is not None else "") + \
         (f" ({'; '.join(shown)})" if shown else "")
     temps = {when: [float(v) for v in _under(flat, f"device.state_{when}.temperatures_c.").values()]
              for when in ("before", "after")}
